@@ -1,0 +1,80 @@
+"""The main command: validation before training, clear errors, an end-to-end report."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from tlhelpers import cli
+from tlhelpers.backbones import build_base
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--backbone", "resnet5"], "Received backbones=['resnet5']"),
+        (["--strategies", "finetune"], "Received strategies=['finetune']"),
+        (["--dataset", "/no/such/folder"], "Received dataset='/no/such/folder'"),
+        (["--target-classes", "Bag", "Coat"], "overlap: ['Coat']"),
+        (["--target-classes", "Sock", "Bag"], "Received class 'Sock'"),
+        (["--dataset", "digits", "--target-classes", "Bag", "Shirt"], "embedded dataset only"),
+        (["--weights", "none"], "nothing to transfer"),
+        (["--epochs", "2", "--head-epochs", "2"], "head_epochs=2 with epochs=2"),
+        (["--image-size", "16"], "at least 32"),
+        (["--labels-per-class", "0"], "labels_per_class=[0]"),
+        (["--labels-per-class", "1990"], "Class 'Sandal' has 2000 training examples"),
+    ],
+)
+def test_bad_input_gives_one_clear_message(argv, message, capsys, tmp_path):
+    code = cli.main(["run", "--out", str(tmp_path / "r"), "--quiet", *argv])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert message in err
+    assert "Traceback" not in err and err.count("\n") == 1
+    assert not (tmp_path / "r").exists()
+
+
+def test_debug_shows_the_traceback():
+    with pytest.raises(ValueError, match="resnet5"):
+        cli.main(["--debug", "run", "--backbone", "resnet5"])
+
+
+def test_offline_imagenet_fails_before_training(capsys, tmp_path):
+    from tlhelpers.backbones import get_backbone, keras_cache_dir
+
+    if (keras_cache_dir() / get_backbone("vgg16").imagenet_file).exists():
+        pytest.skip("ImageNet weights cached here")
+    code = cli.main(["run", "--backbone", "vgg16", "--weights", "imagenet", "--quiet",
+                     "--out", str(tmp_path / "r")])
+    err = capsys.readouterr().err
+    if code == 0:
+        pytest.skip("online machine")
+    assert code == 2 and "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5" in err
+
+
+def test_end_to_end_report(tmp_path, cache_dir):
+    weights = tmp_path / "vgg16_random.weights.h5"
+    build_base("vgg16", weights=None, image_size=32).save_weights(weights)
+    out = tmp_path / "report"
+    command = [sys.executable, "-m", "tlhelpers", "run", "--backbone", "vgg16", "--weights", str(weights),
+               "--strategies", "feature_extraction", "small_cnn", "--labels-per-class", "3", "6",
+               "--seeds", "0", "1", "--epochs", "2", "--head-epochs", "0", "--validation-per-class", "5",
+               "--dataset", "digits", "--out", str(out)]
+    completed = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    assert "[8/8]" in completed.stdout
+    payload = json.loads((out / "results.json").read_text())
+    assert payload["config"]["dataset"] == "digits"
+    assert len(payload["runs"]) == 8
+    run = payload["runs"][0]
+    for key in ("backbone", "weights", "strategy", "labels_per_class", "seed", "history", "test_accuracy",
+                "initial", "start", "slope", "asymptote", "final", "wall_time_s", "trainable_params"):
+        assert key in run
+    assert run["history"]["epoch"] == [0, 1, 2]
+    assert {row["strategy"] for row in payload["summary"]} == {"feature_extraction", "small_cnn"}
+    assert all(row["n_seeds"] == 2 for row in payload["summary"])
+    for name in ("learning_curves.png", "metrics.png", "label_budget.png"):
+        assert (out / name).stat().st_size > 10_000
+    summary = (out / "summary.md").read_text()
+    assert "| feature_extraction |" in summary or "feature" in summary

@@ -1,0 +1,145 @@
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as pyplot
+import numpy as np
+import pytest
+from matplotlib.collections import PolyCollection
+from matplotlib.container import BarContainer, ErrorbarContainer
+
+from tlhelpers import curves, plots
+from tlhelpers.results import RunResult
+
+
+def saturating(asymptote, y0, tau, last_epoch=8):
+    epochs = np.arange(last_epoch + 1, dtype=float)
+    return asymptote - (asymptote - y0) * np.exp(-epochs / tau)
+
+
+def make_run(strategy, labels_per_class, seed, asymptote, test_accuracy, phase_starts=()):
+    tau = 0.5 if strategy != "scratch" else 4.0
+    curve = [float(value) + 0.01 * seed for value in saturating(asymptote, 0.1, tau)]
+    return RunResult(
+        backbone="resnet50", weights="none" if strategy == "scratch" else "embedded", strategy=strategy,
+        labels_per_class=labels_per_class, seed=seed,
+        history={"epoch": list(range(len(curve))), "accuracy": curve, "val_accuracy": curve,
+                 "loss": [2.3 - 2 * value for value in curve],
+                 "val_loss": [2.3 - 2 * value for value in curve]},
+        test_accuracy=test_accuracy, test_loss=1.0, wall_time_s=5.0, trainable_params=10,
+        non_trainable_params=100, phase_starts=list(phase_starts))
+
+
+@pytest.fixture
+def two_strategies():
+    runs = [make_run("scratch", 10, seed, 0.4, 0.4) for seed in range(3)]
+    runs += [make_run("fine_tune", 10, seed, 0.8, 0.8, phase_starts=[4]) for seed in range(3)]
+    return runs
+
+
+@pytest.fixture
+def budget_runs():
+    scratch = {10: 0.3, 30: 0.55, 100: 0.8, 300: 0.9}
+    transfer = {10: 0.7, 30: 0.75, 100: 0.78, 300: 0.82}
+    runs = []
+    for budget in scratch:
+        for seed in range(2):
+            runs.append(make_run("scratch", budget, seed, scratch[budget], scratch[budget] + 0.01 * seed))
+            runs.append(make_run("feature_extraction", budget, seed, transfer[budget], transfer[budget]))
+    return runs
+
+
+@pytest.fixture(autouse=True)
+def close_figures():
+    yield
+    pyplot.close("all")
+
+
+def test_learning_curves_lines_bands_marks_and_labels(two_strategies):
+    figure, ax = pyplot.subplots()
+    returned = plots.plot_learning_curves(two_strategies, ax=ax)
+    assert returned is ax
+    assert ax.get_xlabel() == "epoch"
+    assert ax.get_ylabel() == "validation accuracy"
+    assert "validation accuracy" in ax.get_title()
+    # Per group: mean line, start marker, tangent; plus one phase line.
+    assert len(ax.lines) == 2 * 3 + 2 + 1  # axhline asymptotes are Line2D too
+    assert sum(isinstance(item, PolyCollection) for item in ax.collections) == 2
+    legend = [text.get_text() for text in ax.get_legend().get_texts()]
+    assert legend == ["scratch (n=3)", "fine-tuning (n=3)", "fine-tuning starts"]
+    phase_lines = [line for line in ax.lines if line.get_label() == "fine-tuning starts"]
+    assert len(phase_lines) == 1
+    assert list(phase_lines[0].get_xdata()) == [3, 3]
+    mean_line = ax.lines[0]
+    scratch_curves = [run.history["val_accuracy"] for run in two_strategies[:3]]
+    assert np.allclose(mean_line.get_ydata(), np.mean(scratch_curves, axis=0))
+
+
+def test_learning_curves_without_marks_single_seed_and_loss_key(two_strategies):
+    one_seed_each = [two_strategies[0], two_strategies[3]]
+    ax = plots.plot_learning_curves(one_seed_each, key="val_loss", mark_metrics=False)
+    assert ax.figure is not None
+    assert ax.get_ylabel() == "validation loss"
+    assert len(ax.lines) == 2 + 1  # two means, one phase line
+    assert not any(isinstance(item, PolyCollection) for item in ax.collections)
+
+
+def test_learning_curves_label_names_varying_budget():
+    runs = [make_run("scratch", 10, 0, 0.4, 0.4), make_run("scratch", 100, 0, 0.7, 0.7)]
+    ax = plots.plot_learning_curves(runs, mark_metrics=False)
+    legend = [text.get_text() for text in ax.get_legend().get_texts()]
+    assert legend == ["scratch (10 labels/class) (n=1)", "scratch (100 labels/class) (n=1)"]
+
+
+def test_learning_curves_rejects_bad_arguments(two_strategies):
+    with pytest.raises(ValueError, match="key"):
+        plots.plot_learning_curves(two_strategies, key="epoch")
+    with pytest.raises(ValueError, match="at least one"):
+        plots.plot_learning_curves([])
+
+
+def test_metric_bars(two_strategies):
+    figure, ax = pyplot.subplots()
+    assert plots.plot_metric_bars(two_strategies, ax=ax) is ax
+    assert len(ax.patches) == 2 * 3
+    bars = [container for container in ax.containers if isinstance(container, BarContainer)]
+    assert len(bars) == 3
+    assert sum(isinstance(container, ErrorbarContainer) for container in ax.containers) == 3
+    assert [label.get_text() for label in ax.get_xticklabels()] == ["scratch", "fine-tuning"]
+    legend = [text.get_text() for text in ax.get_legend().get_texts()]
+    assert legend == ["start (epoch 1)", "initial slope (per epoch)", "asymptote"]
+    assert "slope" in ax.get_ylabel() and ax.get_title()
+    rows = curves.summarize(two_strategies)
+    heights = [patch.get_height() for patch in bars[2].patches]
+    assert heights == pytest.approx([row["asymptote_mean"] for row in rows])
+
+
+def test_metric_bars_rejects_empty_and_wrong_types():
+    with pytest.raises(ValueError, match="empty"):
+        plots.plot_metric_bars([])
+    with pytest.raises(ValueError, match="received int"):
+        plots.plot_metric_bars([1, 2])
+
+
+def test_label_budget_log_axis_lines_and_crossover(budget_runs):
+    figure, ax = pyplot.subplots()
+    assert plots.plot_label_budget(budget_runs, ax=ax) is ax
+    assert ax.get_xscale() == "log"
+    assert ax.get_xlabel().startswith("labels per class")
+    assert ax.get_ylabel() == "test accuracy"
+    assert ax.get_title()
+    assert sum(isinstance(item, ErrorbarContainer) for item in ax.containers) == 2
+    legend = [text.get_text() for text in ax.get_legend().get_texts()]
+    assert legend == ["scratch", "feature extraction"]
+    crossing_markers = [line for line in ax.lines if line.get_marker() == "X"]
+    assert len(crossing_markers) == 1
+    assert 30 < crossing_markers[0].get_xdata()[0] <= 100
+    assert any("catches up" in text.get_text() for text in ax.texts)
+
+
+def test_label_budget_without_crossover_accepts_summary_rows(budget_runs):
+    transfer_only_better = [run for run in budget_runs if run.labels_per_class <= 30]
+    ax = plots.plot_label_budget(curves.summarize(transfer_only_better))
+    assert ax.get_xscale() == "log"
+    assert not [line for line in ax.lines if line.get_marker() == "X"]
+    assert not ax.texts

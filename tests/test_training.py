@@ -1,0 +1,164 @@
+"""Training runs, two-phase fine-tuning, BatchNormalization, feature cache, source-model cache."""
+
+import json
+
+import keras
+import numpy as np
+import pytest
+
+from tlhelpers import datasets, features, source_models, training
+from tlhelpers.backbones import build_base, get_backbone
+from tlhelpers.models import build_strategy
+
+TINY_RECIPE = {"epochs": 1, "learning_rate": 1e-4, "batch_size": 8, "examples_per_class": 4}
+
+
+@pytest.fixture(scope="module")
+def splits():
+    pool, test = datasets.load_embedded(datasets.DEFAULT_TARGET_CLASSES)
+    splits = datasets.make_splits(pool, test, labels_per_class=4, validation_per_class=4, seed=0)
+    splits.test = test.subset(np.arange(0, len(test), 50))
+    return splits
+
+
+def test_run_records_epoch_zero_and_every_epoch(splits, cache_dir):
+    result = training.train_run(splits, "scratch", "vgg16", weights=None, epochs=2, seed=0,
+                                batch_size=8, verbose=0)
+    assert result.history["epoch"] == [0, 1, 2]
+    assert all(len(result.history[k]) == 3 for k in ("accuracy", "val_accuracy", "loss", "val_loss"))
+    assert 0.0 <= result.test_accuracy <= 1.0
+    assert result.labels_per_class == 4 and result.weights == "none"
+    assert result.wall_time_s > 0 and result.phase_starts == []
+    assert result.trainable_params > 14_000_000
+
+
+def test_same_seed_same_numbers(splits, cache_dir):
+    runs = [training.train_run(splits, "small_cnn", epochs=2, seed=seed, batch_size=8, verbose=0)
+            for seed in (1, 1, 2)]
+    assert runs[0].history == runs[1].history
+    assert runs[0].test_accuracy == runs[1].test_accuracy
+    assert runs[0].history != runs[2].history
+
+
+def test_two_phase_fine_tuning(splits, cache_dir):
+    result = training.train_run(splits, "fine_tune", "vgg16", weights=None, epochs=3, head_epochs=1,
+                                freeze_stage=4, seed=0, batch_size=8, verbose=0)
+    assert result.history["epoch"] == [0, 1, 2, 3]
+    assert result.phase_starts == [2]
+    # The reported counts are those of the fine-tuning phase, not of head training.
+    assert result.trainable_params > 512 * 5 + 5
+    with pytest.raises(ValueError, match="head_epochs=3 with epochs=3"):
+        training.train_run(splits, "fine_tune", "vgg16", weights=None, epochs=3, head_epochs=3)
+
+
+def test_fine_tuning_keeps_batchnorm_statistics_and_early_stages(splits):
+    training.set_seed(0)
+    sm = build_strategy("fine_tune", "resnet50", weights=None, num_classes=5, image_size=32,
+                        freeze_stage=3)
+    bn = sm.base.get_layer("conv5_block1_1_bn")
+    early = sm.base.get_layer("conv2_block1_1_conv")
+    late = sm.base.get_layer("conv5_block1_1_conv")
+    before = {"mean": bn.moving_mean.numpy().copy(), "early": early.kernel.numpy().copy(),
+              "late": late.kernel.numpy().copy()}
+    x = np.random.default_rng(0).normal(size=(16, 32, 32, 3)).astype("float32") * 50
+    sm.model.fit(x, np.arange(16) % 5, epochs=1, batch_size=8, verbose=0)
+    np.testing.assert_array_equal(bn.moving_mean.numpy(), before["mean"])
+    np.testing.assert_array_equal(early.kernel.numpy(), before["early"])
+    assert not np.array_equal(late.kernel.numpy(), before["late"])
+
+
+def test_unfrozen_batchnorm_would_drift():
+    """The pitfall the fine-tune strategy avoids: a trainable BN layer updates its statistics."""
+    base = build_base("resnet50", weights=None, image_size=32, pooling="avg")
+    base.trainable = True
+    inputs = keras.Input((32, 32, 3))
+    model = keras.Model(inputs, keras.layers.Dense(5)(base(inputs, training=False)))
+    model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    bn = base.get_layer("conv5_block1_1_bn")
+    before = bn.moving_mean.numpy().copy()
+    x = np.random.default_rng(0).normal(size=(16, 32, 32, 3)).astype("float32") * 50
+    model.fit(x, np.arange(16) % 5, epochs=1, batch_size=8, verbose=0)
+    assert not np.array_equal(bn.moving_mean.numpy(), before)
+
+
+def test_cached_features_match_the_frozen_base_in_the_graph(splits, cache_dir):
+    kwargs = dict(backbone="vgg16", weights=None, epochs=3, seed=4, batch_size=8, verbose=0,
+                  hidden_units=(16,), dropout=0.3)
+    in_graph = training.train_run(splits, "feature_extraction", use_feature_cache=False, **kwargs)
+    cached = training.train_run(splits, "feature_extraction", use_feature_cache=True, **kwargs)
+    assert cached.config["feature_cache"] and not in_graph.config["feature_cache"]
+    for key in ("val_accuracy", "val_loss", "loss"):
+        np.testing.assert_allclose(cached.history[key], in_graph.history[key], atol=1e-4)
+    assert abs(cached.test_accuracy - in_graph.test_accuracy) < 1e-6
+    assert cached.trainable_params == in_graph.trainable_params
+
+
+def test_feature_cache_hit_miss_and_key(splits, cache_dir):
+    spec = get_backbone("vgg16")
+    training.set_seed(0)
+    base = build_base("vgg16", weights=None, image_size=32, pooling="avg")
+    first, hit = features.cached_features(base, splits.train, (32, 32), spec.preprocess)
+    assert not hit and first.shape == (20, 512)
+    again, hit = features.cached_features(base, splits.train, (32, 32), spec.preprocess)
+    assert hit and np.array_equal(first, again)
+    files = list((cache_dir / "features").glob("*.npy"))
+    assert len(files) == 1
+    # Other examples, another input size or other weights: another entry.
+    features.cached_features(base, splits.validation, (32, 32), spec.preprocess)
+    features.cached_features(build_base("vgg16", None, 48, "avg"), splits.train, (48, 48), spec.preprocess)
+    other = build_base("vgg16", weights=None, image_size=32, pooling="avg")
+    _, hit = features.cached_features(other, splits.train, (32, 32), spec.preprocess)
+    assert not hit
+    assert len(list((cache_dir / "features").glob("*.npy"))) == 4
+    assert not list((cache_dir / "features").glob(".tmp*"))
+
+
+def test_source_model_trained_once_then_loaded(cache_dir, monkeypatch, capsys):
+    model, info = source_models.get_source_model("vgg16", recipe=TINY_RECIPE, seed=0)
+    assert "Training the embedded vgg16 source model" in capsys.readouterr().out
+    assert info["train_examples"] == 20 and 0 <= info["source_test_accuracy"] <= 1
+    saved = json.loads(next((cache_dir / "source_models").glob("*.json")).read_text())
+    assert saved["recipe"] == TINY_RECIPE
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("a cached source model must not be retrained")
+
+    monkeypatch.setattr(source_models, "train_source_model", no_training)
+    again, _ = source_models.get_source_model("vgg16", recipe=TINY_RECIPE, seed=0)
+    for a, b in zip(model.get_weights(), again.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    base = build_base("vgg16", "embedded", 48, recipe=TINY_RECIPE, seed=0, verbose=0)
+    np.testing.assert_array_equal(base.get_layer("block1_conv1").kernel.numpy(),
+                                  model.get_layer("vgg16").get_layer("block1_conv1").kernel.numpy())
+    # Anything that changes the weights changes the key: a miss, so training is attempted.
+    for changed in ({"seed": 1}, {"recipe": {**TINY_RECIPE, "epochs": 2}},
+                    {"source_classes": ["Dress", "Coat"]}, {"image_size": 48}):
+        options = {"recipe": TINY_RECIPE, "seed": 0, **changed}
+        with pytest.raises(AssertionError, match="must not be retrained"):
+            source_models.get_source_model("vgg16", **options)
+
+
+def test_interrupted_save_leaves_nothing_that_loads(cache_dir, monkeypatch):
+    real_save = keras.Model.save_weights
+
+    def interrupted(self, path, *args, **kwargs):
+        real_save(self, path, *args, **kwargs)
+        with open(path, "r+b") as handle:
+            handle.truncate(1000)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(keras.Model, "save_weights", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        source_models.get_source_model("vgg16", recipe=TINY_RECIPE, verbose=0)
+    assert list((cache_dir / "source_models").iterdir()) == []
+    monkeypatch.setattr(keras.Model, "save_weights", real_save)
+    _, info = source_models.get_source_model("vgg16", recipe=TINY_RECIPE, verbose=0)
+    assert (cache_dir / "source_models").is_dir() and info["path"].endswith(".weights.h5")
+
+
+def test_cache_dir_argument_overrides_environment(tmp_path, cache_dir):
+    chosen = tmp_path / "elsewhere"
+    source_models.get_source_model("vgg16", recipe=TINY_RECIPE, cache_dir=chosen, verbose=0)
+    assert list((chosen / "source_models").glob("*.weights.h5"))
+    assert not cache_dir.exists()
+    assert source_models.resolve_cache_dir() == cache_dir

@@ -1,0 +1,166 @@
+"""Backbones: a registry of Keras applications and where their weights come from.
+
+Each entry says how to build the convolutional base, which preprocessing it
+expects, its input sizes, the layers where its stages end (so that "freeze up
+to stage k" is one argument) and the ImageNet weights file Keras downloads.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+
+import keras
+
+
+class WeightsUnavailableError(RuntimeError):
+    """Weights could not be obtained (offline, missing file); the message says how to fix it."""
+
+
+@dataclasses.dataclass(frozen=True)
+class BackboneSpec:
+    """Everything the package needs to know about one backbone.
+
+    Attributes:
+        name: Registry name.
+        builder: The `keras.applications` constructor.
+        preprocess: Its `preprocess_input` (takes float RGB 0-255).
+        min_size: Smallest input side Keras accepts without the top.
+        default_size: Input side of the ImageNet profile.
+        stage_ends: Names of the layers where stage 1, 2, ... ends.
+        imagenet_file: File name of the no-top ImageNet weights in the Keras cache.
+        imagenet_md5: Its md5, as published with Keras.
+        scratch_learning_rate: Adam learning rate that trains it from random weights.
+    """
+
+    name: str
+    builder: object
+    preprocess: object
+    min_size: int
+    default_size: int
+    stage_ends: tuple
+    imagenet_file: str
+    imagenet_md5: str
+    scratch_learning_rate: float
+
+    @property
+    def num_stages(self):
+        return len(self.stage_ends)
+
+
+BACKBONES = {
+    "resnet50": BackboneSpec(
+        name="resnet50",
+        builder=keras.applications.ResNet50,
+        preprocess=keras.applications.resnet50.preprocess_input,
+        min_size=32,
+        default_size=224,
+        stage_ends=("conv1_relu", "conv2_block3_out", "conv3_block4_out",
+                    "conv4_block6_out", "conv5_block3_out"),
+        imagenet_file="resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5",
+        imagenet_md5="4d473c1dd8becc155b73f8504c6f6626",
+        scratch_learning_rate=1e-3,
+    ),
+    "vgg16": BackboneSpec(
+        name="vgg16",
+        builder=keras.applications.VGG16,
+        preprocess=keras.applications.vgg16.preprocess_input,
+        min_size=32,
+        default_size=224,
+        stage_ends=("block1_pool", "block2_pool", "block3_pool", "block4_pool", "block5_pool"),
+        imagenet_file="vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5",
+        imagenet_md5="6d6bbae143d832006294945121d1f1fc",
+        # With Adam 1e-3 VGG16 (no BatchNormalization) stays at chance from scratch.
+        scratch_learning_rate=1e-4,
+    ),
+}
+
+
+def get_backbone(name):
+    """Return the `BackboneSpec` registered as `name`.
+
+    Raises:
+        ValueError: for an unknown name, listing the known ones.
+    """
+    if name not in BACKBONES:
+        raise ValueError(f"Received backbone={name!r}. Expected one of: {', '.join(BACKBONES)}.")
+    return BACKBONES[name]
+
+
+def keras_cache_dir():
+    """The folder where Keras keeps downloaded weights (`$KERAS_HOME/models`)."""
+    # Keras reads KERAS_HOME once, at import; ask it rather than the environment.
+    from keras.src.backend import config
+
+    return Path(os.path.expanduser(config.keras_home())) / "models"
+
+
+def check_image_size(spec, image_size):
+    """Return `(height, width)` after checking it against the backbone's minimum."""
+    size = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
+    if len(size) != 2 or min(size) < spec.min_size:
+        raise ValueError(
+            f"Received image_size={image_size} for {spec.name}. Expected (height, width) "
+            f"of at least {spec.min_size} pixels each."
+        )
+    return size
+
+
+def build_base(name, weights=None, image_size=32, pooling="avg", **embedded_options):
+    """Build a backbone's convolutional base (no classifier).
+
+    Args:
+        name: Registry name, e.g. `"resnet50"`.
+        weights: `None` or `"none"` (random), `"imagenet"` (Keras download and
+            cache), `"embedded"` (the source model developed in this project
+            on the embedded source task; trained on first use, then cached) or
+            a path to a weights file.
+        image_size: Input side or `(height, width)`.
+        pooling: `"avg"`, `"max"` or `None` (feature map), as in Keras.
+        **embedded_options: For `"embedded"`: `source_classes`, `seed`,
+            `cache_dir`, `verbose` (see `source_models.get_source_model`).
+
+    Returns:
+        A `keras.Model` named after the backbone.
+
+    Raises:
+        ValueError: unknown name or weights, too small an image size.
+        WeightsUnavailableError: ImageNet weights neither cached nor downloadable.
+    """
+    spec = get_backbone(name)
+    size = check_image_size(spec, image_size)
+    input_shape = (*size, 3)
+    if weights in (None, "none"):
+        return spec.builder(include_top=False, weights=None, input_shape=input_shape, pooling=pooling)
+    if weights == "embedded":
+        from tlhelpers.source_models import load_source_base
+
+        return load_source_base(name, image_size=size, pooling=pooling, **embedded_options)
+    if weights == "imagenet":
+        return _build_imagenet(spec, input_shape, pooling)
+    if isinstance(weights, (str, os.PathLike)) and Path(weights).is_file():
+        return spec.builder(include_top=False, weights=str(weights), input_shape=input_shape,
+                            pooling=pooling)
+    raise ValueError(
+        f"Received weights={weights!r}. Expected 'imagenet', 'embedded', None/'none' or the "
+        "path of an existing weights file."
+    )
+
+
+def _build_imagenet(spec, input_shape, pooling):
+    """Build with ImageNet weights, turning Keras's bare download failure into advice."""
+    try:
+        return spec.builder(include_top=False, weights="imagenet", input_shape=input_shape,
+                            pooling=pooling)
+    except Exception as error:  # Keras raises a bare Exception("URL fetch failure ...").
+        if "URL fetch failure" not in str(error) and "HTTP" not in str(error):
+            raise
+        cache = keras_cache_dir()
+        raise WeightsUnavailableError(
+            f"ImageNet weights for {spec.name} are not in the Keras cache and could not be "
+            f"downloaded ({str(error).splitlines()[0][:160]}). Expected file: "
+            f"{spec.imagenet_file} (md5 {spec.imagenet_md5}) in {cache}. Copy it there from "
+            f"a machine that is online (Keras puts it in ~/.keras/models/), pass its path as "
+            f"weights=..., or use weights='embedded' for the offline profile."
+        ) from None

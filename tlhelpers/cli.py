@@ -1,0 +1,135 @@
+"""Command line: `python -m tlhelpers run ...` (also the `tlhelpers` console script).
+
+Commands:
+    run           train an experiment headless and write a report directory
+    source-model  train (or load) an embedded source model and print its accuracy
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+# TensorFlow's C++ start-up logs would bury the command's own messages.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from tlhelpers.backbones import BACKBONES
+from tlhelpers.models import STRATEGIES
+
+EXIT_BAD_INPUT = 2
+
+
+def _defaults():
+    from tlhelpers.experiments import ExperimentConfig
+
+    return ExperimentConfig()
+
+
+def _classes(values):
+    return tuple(value for value in values)
+
+
+def build_parser():
+    defaults = _defaults()
+    parser = argparse.ArgumentParser(prog="tlhelpers", description="Transfer-learning experiments.")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks of errors")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    run = commands.add_parser("run", help="run an experiment and write a report directory")
+    run.add_argument("--backbone", nargs="+", default=list(defaults.backbones), metavar="NAME",
+                     help=f"one or more of: {', '.join(BACKBONES)} (default: %(default)s)")
+    run.add_argument("--weights", default=defaults.weights,
+                     help="embedded, imagenet, none, or a weights file (default: %(default)s)")
+    run.add_argument("--strategies", nargs="+", default=list(defaults.strategies), metavar="NAME",
+                     help=f"one or more of: {', '.join(STRATEGIES)} (default: %(default)s)")
+    run.add_argument("--labels-per-class", nargs="+", type=int, default=list(defaults.labels_per_class),
+                     metavar="N", help="label budgets (default: %(default)s)")
+    run.add_argument("--seeds", nargs="+", type=int, default=list(defaults.seeds), metavar="S",
+                     help="one run per seed (default: %(default)s)")
+    run.add_argument("--epochs", type=int, default=defaults.epochs, help="default: %(default)s")
+    run.add_argument("--head-epochs", type=int, default=defaults.head_epochs,
+                     help="head-only epochs before fine-tuning (default: %(default)s)")
+    run.add_argument("--freeze-stage", type=int, default=None,
+                     help="fine-tuning freezes stages 1..k (default: 3)")
+    run.add_argument("--image-size", type=int, default=defaults.image_size, help="default: %(default)s")
+    run.add_argument("--dataset", default=defaults.dataset,
+                     help="embedded, digits, or a folder of class subfolders (default: %(default)s)")
+    run.add_argument("--source-classes", nargs="+", default=list(defaults.source_classes),
+                     metavar="CLASS", help="embedded source classes, names or indices")
+    run.add_argument("--target-classes", nargs="+", default=None, metavar="CLASS",
+                     help="embedded target classes, names or indices (dataset 'embedded' only)")
+    run.add_argument("--validation-per-class", type=int, default=defaults.validation_per_class)
+    run.add_argument("--out", default="report", help="report directory (default: %(default)s)")
+    run.add_argument("--quiet", action="store_true", help="no progress output")
+
+    source = commands.add_parser("source-model", help="train or load an embedded source model")
+    source.add_argument("--backbone", default="resnet50", choices=sorted(BACKBONES))
+    source.add_argument("--seed", type=int, default=0)
+    return parser
+
+
+def _config_from(args):
+    from tlhelpers.experiments import ExperimentConfig
+
+    if args.target_classes is not None and args.dataset != "embedded":
+        raise ValueError(f"Received --target-classes with --dataset {args.dataset}. Target classes "
+                         "choose classes of the embedded dataset only.")
+    defaults = ExperimentConfig()
+    return ExperimentConfig(
+        backbones=tuple(args.backbone), weights=args.weights, strategies=tuple(args.strategies),
+        labels_per_class=tuple(args.labels_per_class), seeds=tuple(args.seeds), epochs=args.epochs,
+        head_epochs=args.head_epochs, freeze_stage=args.freeze_stage, image_size=args.image_size,
+        dataset=args.dataset, source_classes=_classes(args.source_classes),
+        target_classes=_classes(args.target_classes or defaults.target_classes),
+        validation_per_class=args.validation_per_class)
+
+
+def command_run(args):
+    from tlhelpers.experiments import check_config, plan, run_experiment
+    from tlhelpers.report import write_report
+
+    config = _config_from(args)
+    check_config(config)
+    verbose = 0 if args.quiet else 1
+    if verbose:
+        print(f"Running {len(plan(config))} runs: {', '.join(config.strategies)} x labels per class "
+              f"{list(config.labels_per_class)} x seeds {list(config.seeds)} x {list(config.backbones)} "
+              f"({config.weights} weights, {config.epochs} epochs, {config.image_size}px).", flush=True)
+    started = time.perf_counter()
+    results = run_experiment(config, verbose=verbose)
+    paths = write_report(args.out, results, config.to_dict())
+    if verbose:
+        print(f"Done in {time.perf_counter() - started:.0f} s. Report: {os.path.abspath(args.out)}")
+        for name, path in paths.items():
+            print(f"  {name}: {path}")
+    return 0
+
+
+def command_source_model(args):
+    from tlhelpers.source_models import get_source_model
+
+    _, info = get_source_model(args.backbone, seed=args.seed)
+    print(f"{args.backbone} source model: source-task test accuracy {info['source_test_accuracy']:.3f}, "
+          f"trained in {info['train_seconds']:.0f} s, cached at {info['path']}")
+    return 0
+
+
+def main(argv=None):
+    """Entry point; returns the exit code (2 for bad input, with one clear message)."""
+    args = build_parser().parse_args(argv)
+    from tlhelpers.backbones import WeightsUnavailableError
+
+    commands = {"run": command_run, "source-model": command_source_model}
+    try:
+        return commands[args.command](args)
+    except (ValueError, WeightsUnavailableError, OSError) as error:
+        if args.debug:
+            raise
+        print(f"tlhelpers: error: {error}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+
+
+if __name__ == "__main__":
+    sys.exit(main())

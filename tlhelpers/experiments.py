@@ -1,0 +1,190 @@
+"""The experiment runner: strategies x labels per class x seeds x backbones.
+
+`ExperimentConfig` holds every knob; `check_config` rejects invalid
+combinations before anything trains; `run_experiment` prepares the data and
+the source models once, then trains every run and returns `RunResult`s.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import json
+from pathlib import Path
+
+from tlhelpers import datasets
+from tlhelpers.backbones import BACKBONES, build_base, check_image_size, get_backbone
+from tlhelpers.models import STRATEGIES
+from tlhelpers.report import load_results, results_payload
+from tlhelpers.results import atomic_write_text
+
+DATASETS = ("embedded", "digits")
+
+
+@dataclasses.dataclass
+class ExperimentConfig:
+    """Everything that defines an experiment (defaults: the main command's job).
+
+    Attributes:
+        backbones: Registry names.
+        weights: `"embedded"`, `"imagenet"`, `"none"` or a weights file.
+        strategies: Any of `models.STRATEGIES`.
+        labels_per_class: Label budgets.
+        seeds: One run per seed (sample, initial head weights, shuffling).
+        epochs: Training epochs per run (both phases of fine-tuning together).
+        head_epochs: Head-only epochs before fine-tuning starts (0: one phase).
+        freeze_stage: Fine-tuning freezes stages 1..k (None: the default, 3).
+        image_size: Input side.
+        dataset: `"embedded"`, `"digits"` or a folder of class subfolders.
+        source_classes: Embedded classes the embedded source model is trained on.
+        target_classes: Embedded classes of the target task (dataset "embedded").
+        validation_per_class: Validation examples per class from the training pool.
+        batch_size: Training batch size.
+    """
+
+    backbones: tuple = ("resnet50",)
+    weights: str = "embedded"
+    strategies: tuple = ("feature_extraction", "fine_tune", "scratch")
+    labels_per_class: tuple = (10, 50)
+    seeds: tuple = (0, 1, 2)
+    epochs: int = 8
+    head_epochs: int = 2
+    freeze_stage: int | None = None
+    image_size: int = 32
+    dataset: str = "embedded"
+    source_classes: tuple = datasets.DEFAULT_SOURCE_CLASSES
+    target_classes: tuple = datasets.DEFAULT_TARGET_CLASSES
+    validation_per_class: int = 50
+    batch_size: int = 32
+
+    def to_dict(self):
+        return {key: list(value) if isinstance(value, tuple) else value
+                for key, value in dataclasses.asdict(self).items()}
+
+
+def _check_choices(name, values, allowed):
+    unknown = [value for value in values if value not in allowed]
+    if unknown or not values:
+        raise ValueError(f"Received {name}={list(values)}. Expected one or more of: {', '.join(allowed)}.")
+
+
+def check_config(config):
+    """Reject invalid combinations before any training starts.
+
+    Raises:
+        ValueError: saying which option is wrong and why.
+    """
+    _check_choices("backbones", config.backbones, tuple(BACKBONES))
+    _check_choices("strategies", config.strategies, STRATEGIES)
+    for name in config.backbones:
+        check_image_size(get_backbone(name), config.image_size)
+    weights = config.weights
+    if weights not in ("embedded", "imagenet", "none") and not Path(str(weights)).is_file():
+        raise ValueError(f"Received weights={weights!r}. Expected 'embedded', 'imagenet', 'none' "
+                         "or the path of an existing weights file.")
+    if weights == "none" and {"feature_extraction", "fine_tune"} & set(config.strategies):
+        raise ValueError("Received weights='none' with a transfer strategy: there is nothing to "
+                         "transfer. Use 'embedded' or 'imagenet', or only 'scratch' and 'small_cnn'.")
+    if any(int(n) < 1 for n in config.labels_per_class) or not config.labels_per_class:
+        raise ValueError(f"Received labels_per_class={list(config.labels_per_class)}. "
+                         "Expected one or more integers >= 1.")
+    if config.epochs < 1:
+        raise ValueError(f"Received epochs={config.epochs}. Expected an integer >= 1.")
+    if "fine_tune" in config.strategies and not 0 <= config.head_epochs < config.epochs:
+        raise ValueError(f"Received head_epochs={config.head_epochs} with epochs={config.epochs}. "
+                         "Expected 0 <= head_epochs < epochs so that fine-tuning gets an epoch.")
+    if config.dataset not in DATASETS and not Path(config.dataset).is_dir():
+        raise ValueError(f"Received dataset={config.dataset!r}. Expected one of: "
+                         f"{', '.join(DATASETS)}, or an existing folder of class subfolders.")
+    source = datasets.resolve_classes(config.source_classes)
+    if config.dataset == "embedded":
+        target = datasets.resolve_classes(config.target_classes)
+        shared = sorted(set(source) & set(target))
+        if shared and weights == "embedded":
+            raise ValueError(
+                "Source and target classes overlap: "
+                f"{[datasets.EMBEDDED_CLASS_NAMES[i] for i in shared]}. The target task must use "
+                "classes the source model has not seen.")
+
+
+def load_task(config, verbose=1):
+    """Return `(pool, test, validation)` of the configured target dataset."""
+    if config.dataset == "embedded":
+        pool, test = datasets.load_embedded(config.target_classes)
+        return pool, test, None
+    if config.dataset == "digits":
+        pool, test = datasets.load_digits()
+        return pool, test, None
+    from tlhelpers.folders import load_image_folder
+
+    size = check_image_size(get_backbone(config.backbones[0]), config.image_size)
+    pool, test, validation, _ = load_image_folder(config.dataset, size, verbose=bool(verbose))
+    return pool, test, validation
+
+
+def plan(config):
+    """The runs of an experiment, in order: `(backbone, labels_per_class, seed, strategy)`."""
+    return list(itertools.product(config.backbones, config.labels_per_class, config.seeds,
+                                  config.strategies))
+
+
+def run_experiment(config=None, verbose=1, on_result=None):
+    """Run every configured run and return their results.
+
+    Data are loaded and split, and the source models are built (trained on
+    first use when `weights="embedded"`), before the first run starts, so bad
+    input fails early. A `small_cnn` run does not depend on the backbone and
+    runs once per budget and seed.
+
+    Args:
+        config: An `ExperimentConfig` (default: the main command's job).
+        verbose: 0 silent, 1 one line per run plus Keras progress bars,
+            2 one line per run and per epoch.
+        on_result: Called with each `RunResult` as it finishes.
+
+    Returns:
+        A list of `RunResult`.
+    """
+    from tlhelpers.training import train_run
+
+    config = config or ExperimentConfig()
+    check_config(config)
+    pool, test, validation = load_task(config, verbose)
+    splits = {(n, seed): datasets.make_splits(pool, test, int(n), config.validation_per_class, seed,
+                                              validation)
+              for n in config.labels_per_class for seed in config.seeds}
+    weights_options = {"source_classes": config.source_classes, "verbose": verbose}
+    if config.weights in ("embedded", "imagenet") and set(config.strategies) - {"scratch", "small_cnn"}:
+        for name in config.backbones:
+            options = weights_options if config.weights == "embedded" else {}
+            build_base(name, config.weights, config.image_size, **options)
+    runs = [run for run in plan(config)
+            if run[3] != "small_cnn" or run[0] == config.backbones[0]]
+    results = []
+    for index, (backbone, n, seed, strategy) in enumerate(runs, start=1):
+        if verbose:
+            print(f"[{index}/{len(runs)}] {strategy} {backbone if strategy != 'small_cnn' else ''} "
+                  f"labels_per_class={n} seed={seed}", flush=True)
+        result = train_run(
+            splits[(n, seed)], strategy, backbone, config.weights, config.image_size, config.epochs,
+            seed, head_epochs=config.head_epochs if strategy == "fine_tune" else 0,
+            freeze_stage=config.freeze_stage, batch_size=config.batch_size,
+            verbose=0 if verbose < 2 else 2, weights_options={**weights_options, "verbose": 0})
+        if verbose:
+            print(f"    test accuracy {result.test_accuracy:.3f} "
+                  f"(validation {result.history['val_accuracy'][-1]:.3f}) in {result.wall_time_s:.0f} s",
+                  flush=True)
+        results.append(result)
+        if on_result:
+            on_result(result)
+    return results
+
+
+def save_results(path, results, config):
+    """Write results and their metrics as JSON (the `results.json` format)."""
+    payload = results_payload(results, config.to_dict() if hasattr(config, "to_dict") else config)
+    atomic_write_text(path, json.dumps(payload, indent=2))
+
+
+__all__ = ["ExperimentConfig", "check_config", "load_task", "plan", "run_experiment", "save_results",
+           "load_results"]

@@ -1,0 +1,73 @@
+"""Feature cache: run a frozen base once, train heads on the stored features.
+
+Cached features are keyed by everything that changes them: the base's
+architecture and exact weights (a fingerprint of every weight), the input
+size, the preprocessing and the exact examples. Files are written atomically.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+
+import numpy as np
+
+from tlhelpers.pipeline import make_dataset
+from tlhelpers.source_models import resolve_cache_dir
+
+
+def weights_fingerprint(model):
+    """md5 of every weight of `model`: two bases with equal fingerprints compute the same features."""
+    digest = hashlib.md5()
+    for weight in model.weights:
+        digest.update(np.asarray(weight.numpy()).tobytes())
+    return digest.hexdigest()
+
+
+def feature_key(base, data, image_size, preprocess):
+    """Cache key of the features of `data` under `base`."""
+    digest = hashlib.sha256()
+    for part in (base.name, weights_fingerprint(base), repr(tuple(image_size)),
+                 getattr(preprocess, "__module__", ""), getattr(preprocess, "__qualname__", repr(preprocess)),
+                 str(base.output.shape)):
+        digest.update(part.encode())
+    digest.update(np.ascontiguousarray(data.images).tobytes())
+    digest.update(np.ascontiguousarray(data.labels).tobytes())
+    return digest.hexdigest()[:24]
+
+
+def extract_features(base, data, image_size, preprocess, batch_size=128):
+    """Run `base` over every example of `data` (in order) and return a float32 array."""
+    dataset = make_dataset(data, image_size, preprocess, batch_size).map(lambda x, y: x)
+    return base.predict(dataset, verbose=0).astype(np.float32)
+
+
+def cached_features(base, data, image_size, preprocess, cache_dir=None, batch_size=128):
+    """Features of `data`, read from the cache or computed and stored atomically.
+
+    Args:
+        base: A frozen backbone with pooling (its output is one vector per image).
+        data: An `ImageSet`.
+        image_size: `(height, width)`.
+        preprocess: The backbone's preprocessing.
+        cache_dir: Package cache folder (see `source_models.resolve_cache_dir`).
+        batch_size: Batch size of the forward pass.
+
+    Returns:
+        `(features, hit)`: a float32 array `(len(data), ...)` and whether it
+        came from the cache.
+    """
+    folder = resolve_cache_dir(cache_dir) / "features"
+    path = folder / f"{feature_key(base, data, image_size, preprocess)}.npy"
+    if path.is_file():
+        return np.load(path), True
+    features = extract_features(base, data, image_size, preprocess, batch_size)
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")
+    try:
+        with open(tmp, "wb") as handle:
+            np.save(handle, features)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return features, False

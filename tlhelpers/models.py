@@ -1,0 +1,202 @@
+"""Heads and the strategies that reuse a backbone: feature extraction, fine-tuning, scratch.
+
+Every strategy returns a `StrategyModel`: a compiled Keras model plus a plain
+description of what trains, with trainable and frozen parameter counts, so a
+"fine-tuning" run that silently stays feature extraction shows in the numbers.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import keras
+
+from tlhelpers.backbones import build_base, check_image_size, get_backbone
+
+STRATEGIES = ("feature_extraction", "fine_tune", "scratch", "small_cnn")
+DEFAULT_LEARNING_RATES = {"feature_extraction": 1e-3, "fine_tune": 1e-4, "small_cnn": 1e-3}
+# Default "freeze up to stage k" for fine-tuning: keep the generic early stages.
+DEFAULT_FREEZE_STAGE = 3
+
+
+@dataclasses.dataclass
+class StrategyModel:
+    """A compiled model and what it trains.
+
+    Attributes:
+        model: Compiled `keras.Model` from images to class probabilities.
+        base: The backbone inside `model` (None for the small CNN).
+        head: The head inside `model`.
+        strategy: Strategy name.
+        description: One sentence saying what is frozen and what trains.
+        learning_rate: Adam learning rate it was compiled with.
+        preprocess: The preprocessing its inputs need.
+    """
+
+    model: keras.Model
+    base: object
+    head: keras.Model
+    strategy: str
+    description: str
+    learning_rate: float
+    preprocess: object
+
+    @property
+    def trainable_params(self):
+        return count_params(self.model.trainable_weights)
+
+    @property
+    def non_trainable_params(self):
+        return count_params(self.model.non_trainable_weights)
+
+
+def count_params(weights):
+    """Number of scalars in a list of variables."""
+    total = 0
+    for weight in weights:
+        size = 1
+        for dim in weight.shape:
+            size *= int(dim)
+        total += size
+    return total
+
+
+def build_head(feature_shape, num_classes, pooling="avg", hidden_units=(), dropout=0.2, seed=0,
+               name="head"):
+    """Build a classification head with the functional API.
+
+    Dense and Dropout layers get explicit seeds, so the same head starts from
+    the same weights whether it sits on a backbone or on cached features.
+
+    Args:
+        feature_shape: Shape of one backbone output: `(channels,)` for pooled
+            features or `(height, width, channels)` for a feature map.
+        num_classes: Output classes.
+        pooling: For feature maps: `"avg"`, `"max"` or `"flatten"`.
+        hidden_units: Sizes of optional hidden Dense layers (ReLU).
+        dropout: Dropout rate before each Dense layer (0 disables).
+        seed: Seed of the initial weights and dropout masks.
+        name: Model name.
+
+    Returns:
+        A `keras.Model` from features to class probabilities.
+    """
+    poolers = {"avg": keras.layers.GlobalAveragePooling2D, "max": keras.layers.GlobalMaxPooling2D,
+               "flatten": keras.layers.Flatten}
+    inputs = keras.Input(tuple(feature_shape))
+    x = inputs
+    if len(feature_shape) == 3:
+        if pooling not in poolers:
+            raise ValueError(f"Received pooling={pooling!r}. Expected one of: {', '.join(poolers)}.")
+        x = poolers[pooling]()(x)
+    for index, units in enumerate(list(hidden_units) + [num_classes]):
+        if dropout:
+            x = keras.layers.Dropout(dropout, seed=seed + index)(x)
+        is_output = index == len(hidden_units)
+        x = keras.layers.Dense(
+            units,
+            activation="softmax" if is_output else "relu",
+            kernel_initializer=keras.initializers.GlorotUniform(seed=seed + index),
+            name="predictions" if is_output else f"hidden_{index}",
+        )(x)
+    return keras.Model(inputs, x, name=name)
+
+
+def freeze_up_to(base, stage_ends, stage):
+    """Freeze every layer of `base` up to and including the end of stage `stage`.
+
+    Stage 0 freezes nothing; stage `len(stage_ends)` freezes the whole base.
+    BatchNormalization layers are always frozen: `training=False` alone does
+    not stop their moving statistics from changing once the base is trainable
+    (Keras 3 on TensorFlow).
+    """
+    if not 0 <= stage <= len(stage_ends):
+        raise ValueError(f"Received freeze_stage={stage}. Expected 0..{len(stage_ends)}.")
+    base.trainable = True
+    names = [layer.name for layer in base.layers]
+    last_frozen = names.index(stage_ends[stage - 1]) if stage else -1
+    for index, layer in enumerate(base.layers):
+        layer.trainable = index > last_frozen and not isinstance(layer, keras.layers.BatchNormalization)
+
+
+def compile_model(model, learning_rate):
+    """Compile with Adam and sparse cross-entropy (call again after any `trainable` change)."""
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate),
+                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+
+
+def build_small_cnn(image_size, num_classes, seed=0, dropout=0.2):
+    """A small plain CNN (three conv blocks) trained from scratch as a baseline."""
+    inputs = keras.Input((*image_size, 3))
+    x = keras.layers.Rescaling(1.0 / 255)(inputs)
+    for index, filters in enumerate((32, 64, 128)):
+        init = keras.initializers.HeUniform(seed=seed + 100 + index)
+        x = keras.layers.Conv2D(filters, 3, padding="same", activation="relu", kernel_initializer=init)(x)
+        x = keras.layers.MaxPooling2D()(x) if index < 2 else x
+    head = build_head(tuple(x.shape[1:]), num_classes, dropout=dropout, seed=seed)
+    return keras.Model(inputs, head(x), name="small_cnn"), head
+
+
+def build_strategy(strategy, backbone="resnet50", weights="embedded", num_classes=5, image_size=32,
+                   freeze_stage=None, learning_rate=None, hidden_units=(), dropout=0.2, seed=0,
+                   augment=False, **weights_options):
+    """Build a compiled model for one strategy.
+
+    Args:
+        strategy: `"feature_extraction"` (base frozen, head trains),
+            `"fine_tune"` (stages up to `freeze_stage` frozen, later stages and
+            the head train, BatchNormalization frozen), `"scratch"` (same
+            architecture, random weights, everything trains) or `"small_cnn"`.
+        backbone: Registry name (ignored by `"small_cnn"`).
+        weights: Weight source for the transfer strategies (see
+            `backbones.build_base`). `"scratch"` always uses random weights.
+        num_classes: Target classes.
+        image_size: Input side or `(height, width)`.
+        freeze_stage: For `"fine_tune"`: freeze stages 1..k (default 3).
+        learning_rate: Adam learning rate; defaults per strategy (fine-tuning
+            1e-4; scratch uses the backbone's own).
+        hidden_units, dropout, seed: Head options (see `build_head`).
+        augment: Add random flips and shifts in front of the base.
+        **weights_options: Passed on for `weights="embedded"`.
+
+    Returns:
+        A `StrategyModel`.
+    """
+    if strategy not in STRATEGIES:
+        raise ValueError(f"Received strategy={strategy!r}. Expected one of: {', '.join(STRATEGIES)}.")
+    spec = get_backbone(backbone)
+    size = check_image_size(spec, image_size)
+    if strategy == "small_cnn":
+        model, head = build_small_cnn(size, num_classes, seed, dropout)
+        rate = learning_rate or DEFAULT_LEARNING_RATES["small_cnn"]
+        compile_model(model, rate)
+        return StrategyModel(model, None, head, strategy, "A small CNN; every layer trains from random "
+                             "weights.", rate, lambda x: x)
+    base = build_base(backbone, None if strategy == "scratch" else weights, size, pooling=None,
+                      **weights_options)
+    head = build_head(tuple(base.output.shape[1:]), num_classes, "avg", hidden_units, dropout, seed)
+    inputs = keras.Input((*size, 3))
+    x = inputs
+    if augment:
+        x = keras.layers.RandomFlip("horizontal", seed=seed)(x)
+        x = keras.layers.RandomTranslation(0.1, 0.1, seed=seed)(x)
+    if strategy == "scratch":
+        features = base(x)
+        description = f"{backbone} with random weights; every layer trains."
+        rate = learning_rate or spec.scratch_learning_rate
+    elif strategy == "feature_extraction":
+        base.trainable = False
+        features = base(x, training=False)
+        description = f"{backbone} ({weights} weights) frozen; only the head trains."
+        rate = learning_rate or DEFAULT_LEARNING_RATES["feature_extraction"]
+    else:
+        stage = DEFAULT_FREEZE_STAGE if freeze_stage is None else freeze_stage
+        freeze_up_to(base, spec.stage_ends, stage)
+        features = base(x, training=False)
+        frozen_to = spec.stage_ends[stage - 1] if stage else "nothing"
+        description = (f"{backbone} ({weights} weights) frozen up to stage {stage} ({frozen_to}); "
+                       "later stages and the head train; BatchNormalization frozen.")
+        rate = learning_rate or DEFAULT_LEARNING_RATES["fine_tune"]
+    model = keras.Model(inputs, head(features), name=f"{backbone}_{strategy}")
+    compile_model(model, rate)
+    return StrategyModel(model, base, head, strategy, description, rate, spec.preprocess)

@@ -1,0 +1,173 @@
+"""Training runs: seeded, evaluated before the first epoch and after every epoch."""
+
+from __future__ import annotations
+
+import time
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from tlhelpers.backbones import build_base, check_image_size, get_backbone
+from tlhelpers.models import (
+    DEFAULT_LEARNING_RATES, build_head, build_strategy, compile_model, count_params,
+)
+from tlhelpers.pipeline import make_dataset
+from tlhelpers.results import HISTORY_KEYS, RunResult
+
+
+def set_seed(seed):
+    """Seed Python, NumPy and TensorFlow and make TensorFlow ops deterministic.
+
+    Same seed, same machine (thread count, oneDNN settings): same numbers.
+    """
+    keras.utils.set_random_seed(int(seed))
+    tf.config.experimental.enable_op_determinism()
+
+
+def _feature_dataset(features, labels, batch_size, shuffle, seed):
+    ds = tf.data.Dataset.from_tensor_slices((features, labels))
+    if shuffle:
+        ds = ds.shuffle(len(labels), seed=seed, reshuffle_each_iteration=True)
+    return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+def fit_with_curves(model, train_ds, val_ds, epochs, history=None, verbose=1):
+    """Train `model` and append per-epoch curves to `history`.
+
+    When `history` is None, the model is first evaluated on both splits
+    before any training, which becomes epoch 0. Training accuracy at later
+    epochs is Keras's running mean over the epoch (dropout active).
+
+    Returns:
+        The `history` dict keyed by `results.HISTORY_KEYS`.
+    """
+    if history is None:
+        loss, accuracy = model.evaluate(train_ds, verbose=0)
+        val_loss, val_accuracy = model.evaluate(val_ds, verbose=0)
+        history = {"epoch": [0], "accuracy": [accuracy], "val_accuracy": [val_accuracy],
+                   "loss": [loss], "val_loss": [val_loss]}
+    if epochs <= 0:
+        return history
+    first = history["epoch"][-1] + 1
+    fitted = model.fit(train_ds, validation_data=val_ds, epochs=epochs, shuffle=False,
+                       verbose=verbose).history
+    history["epoch"].extend(range(first, first + epochs))
+    for key in HISTORY_KEYS[1:]:
+        history[key].extend(float(v) for v in fitted[key])
+    return history
+
+
+def train_run(splits, strategy, backbone="resnet50", weights="embedded", image_size=32, epochs=10,
+              seed=0, head_epochs=0, freeze_stage=None, learning_rate=None, batch_size=32,
+              hidden_units=(), dropout=0.2, use_feature_cache=True, augment=False, cache_dir=None,
+              verbose=1, weights_options=None):
+    """Train one strategy on one task and record its learning curves.
+
+    Args:
+        splits: A `datasets.Splits` (train, validation, test).
+        strategy: `"feature_extraction"`, `"fine_tune"`, `"scratch"` or `"small_cnn"`.
+        backbone: Registry name.
+        weights: Weight source for transfer strategies (see `backbones.build_base`).
+        image_size: Input side or `(height, width)`.
+        epochs: Total training epochs (both phases together for fine-tuning).
+        seed: Seed of initial weights, dropout and shuffling.
+        head_epochs: For `"fine_tune"`: epochs of head-only training before
+            the later stages are unfrozen (the two-phase recipe); 0 skips it.
+        freeze_stage: For `"fine_tune"`: freeze stages 1..k.
+        learning_rate: Overrides the strategy's default learning rate.
+        batch_size: Training batch size.
+        hidden_units, dropout: Head options.
+        use_feature_cache: Feature extraction without augmentation trains the
+            head on cached features instead of running the base every epoch.
+        augment: Random flips and shifts (the base then runs in the graph).
+        cache_dir: Package cache folder.
+        verbose: 0 silent, 1 progress bars, 2 one line per epoch.
+        weights_options: Extra options for `weights="embedded"`.
+
+    Returns:
+        A `RunResult`.
+    """
+    if epochs < 1:
+        raise ValueError(f"Received epochs={epochs}. Expected an integer >= 1.")
+    if strategy == "fine_tune" and not 0 <= head_epochs < epochs:
+        raise ValueError(f"Received head_epochs={head_epochs} with epochs={epochs}. Expected "
+                         "0 <= head_epochs < epochs: fine-tuning needs at least one epoch.")
+    spec = get_backbone(backbone)
+    size = check_image_size(spec, image_size)
+    num_classes = len(splits.class_names)
+    weights_options = dict(weights_options or {}, cache_dir=cache_dir)
+    if weights != "embedded":
+        weights_options = {}
+    started = time.perf_counter()
+    set_seed(seed)
+    phase_starts = []
+    if strategy == "feature_extraction" and use_feature_cache and not augment:
+        built = _feature_head(splits, backbone, weights, size, hidden_units, dropout, seed,
+                              learning_rate, cache_dir, weights_options)
+        datasets = [_feature_dataset(f, d.labels, batch_size, i == 0, seed)
+                    for i, (f, d) in enumerate(zip(built.pop("features"),
+                                                   (splits.train, splits.validation, splits.test)))]
+        model, trainable, frozen = built["model"], built["trainable"], built["frozen"]
+        history = fit_with_curves(model, datasets[0], datasets[1], epochs, verbose=verbose)
+    else:
+        built = build_strategy(strategy, backbone, weights, num_classes, size, freeze_stage,
+                               learning_rate, hidden_units, dropout, seed, augment, **weights_options)
+        datasets = [make_dataset(d, size, built.preprocess, batch_size, shuffle=i == 0, seed=seed)
+                    for i, d in enumerate((splits.train, splits.validation, splits.test))]
+        model = built.model
+        history = None
+        if strategy == "fine_tune" and head_epochs:
+            history = _train_head_first(built, datasets, head_epochs, verbose)
+            phase_starts = [head_epochs + 1]
+        history = fit_with_curves(model, datasets[0], datasets[1], epochs - (head_epochs if phase_starts else 0),
+                                  history, verbose)
+        trainable, frozen = built.trainable_params, built.non_trainable_params
+    test_loss, test_accuracy = model.evaluate(datasets[2], verbose=0)
+    return RunResult(
+        backbone="small_cnn" if strategy == "small_cnn" else backbone,
+        weights="none" if strategy in ("scratch", "small_cnn") else str(weights),
+        strategy=strategy, labels_per_class=int(np.bincount(splits.train.labels).min()), seed=seed,
+        history={key: [float(v) for v in values] for key, values in history.items()},
+        test_accuracy=float(test_accuracy), test_loss=float(test_loss),
+        wall_time_s=round(time.perf_counter() - started, 2),
+        trainable_params=int(trainable), non_trainable_params=int(frozen), phase_starts=phase_starts,
+        config={"image_size": list(size), "epochs": epochs, "head_epochs": head_epochs,
+                "freeze_stage": freeze_stage, "learning_rate": learning_rate, "batch_size": batch_size,
+                "hidden_units": list(hidden_units), "dropout": dropout, "augment": augment,
+                "feature_cache": strategy == "feature_extraction" and use_feature_cache and not augment,
+                "classes": list(splits.class_names)},
+    )
+
+
+def _train_head_first(built, datasets, head_epochs, verbose):
+    """Phase one of two-phase fine-tuning: train the head on a frozen base, then unfreeze.
+
+    Returns:
+        The curves of phase one (epoch 0 included).
+    """
+    trainable_layers = {layer.name: layer.trainable for layer in built.base.layers}
+    built.base.trainable = False
+    compile_model(built.model, DEFAULT_LEARNING_RATES["feature_extraction"])
+    history = fit_with_curves(built.model, datasets[0], datasets[1], head_epochs, verbose=verbose)
+    built.base.trainable = True
+    for layer in built.base.layers:
+        layer.trainable = trainable_layers[layer.name]
+    compile_model(built.model, built.learning_rate)
+    return history
+
+
+def _feature_head(splits, backbone, weights, size, hidden_units, dropout, seed, learning_rate,
+                  cache_dir, weights_options):
+    """Feature extraction on cached features: the frozen base runs once per example set."""
+    from tlhelpers.features import cached_features
+
+    spec = get_backbone(backbone)
+    base = build_base(backbone, weights, size, pooling="avg", **weights_options)
+    features = [cached_features(base, data, size, spec.preprocess, cache_dir)[0]
+                for data in (splits.train, splits.validation, splits.test)]
+    set_seed(seed)
+    head = build_head(features[0].shape[1:], len(splits.class_names), "avg", hidden_units, dropout, seed)
+    compile_model(head, learning_rate or DEFAULT_LEARNING_RATES["feature_extraction"])
+    return {"model": head, "features": features, "trainable": count_params(head.trainable_weights),
+            "frozen": count_params(base.weights)}
