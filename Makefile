@@ -6,7 +6,10 @@ STAMP := $(VENV)/.installed
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 export TF_CPP_MIN_LOG_LEVEL := 2
 
-.PHONY: venv test run notebooks source-models clean-cache
+NOTEBOOKS := $(sort $(wildcard notebooks/*.ipynb))
+NBVAL := --nbval-lax --nbval-sanitize-with notebooks/sanitize.cfg --nbval-cell-timeout=1800
+
+.PHONY: venv test unit run notebooks source-models
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -19,7 +22,19 @@ venv: $(STAMP)
 
 ## make test: unit tests and the notebook regression check (offline profile).
 test: $(STAMP)
-	TLHELPERS_PROFILE=offline $(PY) -m pytest -q -W ignore::DeprecationWarning tests
+	TLHELPERS_PROFILE=offline $(PY) -m pytest -q -W ignore::DeprecationWarning tests $(NBVAL) notebooks
+
+## make unit: the unit tests only.
+unit: $(STAMP)
+	$(PY) -m pytest -q -W ignore::DeprecationWarning tests
+
+## make notebooks: execute every notebook in place (offline profile) to refresh the stored outputs.
+notebooks: $(STAMP)
+	for notebook in $(NOTEBOOKS); do \
+		echo "$$notebook"; \
+		TLHELPERS_PROFILE=offline $(VENV)/bin/jupyter nbconvert --to notebook --execute --inplace \
+			--ExecutePreprocessor.timeout=3600 --ExecutePreprocessor.kernel_name=python3 $$notebook || exit 1; \
+	done
 
 ## make run: the main experiment on the embedded data, report in report/.
 run: $(STAMP)

@@ -122,3 +122,12 @@ def test_build_script_cli_check_runs():
         pytest.skip("Fashion-MNIST originals not installed")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "identical" in result.stdout
+
+
+def test_test_subset_is_fixed_and_balanced(target):
+    pool, test = target
+    first = make_splits(pool, test, 10, 50, seed=0, test_per_class=40).test
+    other = make_splits(pool, test, 50, 50, seed=7, test_per_class=40).test
+    assert first.counts().tolist() == [40] * 5
+    assert np.array_equal(first.images, other.images)
+    assert _keys(first.images) <= _keys(test.images)

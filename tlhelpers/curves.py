@@ -30,6 +30,12 @@ class CurveMetrics:
     method: str
 
 
+# Curves are sampled once per epoch: time constants below half an epoch cannot be
+# told apart, and allowing them would let a one-epoch jump produce an arbitrarily
+# steep slope. With tau >= 0.5 the slope is at most twice the total gain.
+_MIN_TAU = 0.5
+
+
 def _saturating(epochs, asymptote, y0, tau):
     return asymptote - (asymptote - y0) * np.exp(-epochs / tau)
 
@@ -42,18 +48,18 @@ def _fit_saturating(values, lower, upper):
     span = max(np.ptp(values), 1e-3)
     best = None
     for asymptote_guess in (values[-1], values[-1] + 0.5 * span * np.sign(values[-1] - values[0])):
-        for tau_guess in (0.5, last_epoch / 3.0, last_epoch):
+        for tau_guess in (0.6, last_epoch / 3.0, last_epoch):
             guess = [
                 float(np.clip(asymptote_guess, lower + 1e-9, upper - 1e-9)),
                 float(np.clip(values[0], lower + 1e-9, upper - 1e-9)),
-                float(np.clip(tau_guess, 0.06, 99.0 * last_epoch)),
+                float(np.clip(tau_guess, _MIN_TAU + 0.01, 99.0 * last_epoch)),
             ]
             try:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
                     params, _ = optimize.curve_fit(
                         _saturating, epochs, values, p0=guess, maxfev=5000,
-                        bounds=([lower, lower, 0.05], [upper, upper, 100.0 * last_epoch]),
+                        bounds=([lower, lower, _MIN_TAU], [upper, upper, 100.0 * last_epoch]),
                     )
             except (RuntimeError, ValueError):
                 continue
@@ -79,7 +85,7 @@ def curve_metrics(values, *, higher_is_better=True, bounds=(0.0, 1.0), final_win
       (the mean height of the curve, in the metric's own units; `initial` when `T == 0`).
     - `slope` and `asymptote` come from a least-squares fit (from several starting
       points) of `y(t) = A - (A - y0) * exp(-t / tau)` over `t = 0..T`, with `A` and
-      `y0` inside `bounds` and `tau` in `[0.05, 100 * T]` epochs: `slope = (A - y0) / tau`
+      `y0` inside `bounds` and `tau` in `[0.5, 100 * T]` epochs: `slope = (A - y0) / tau`
       is the initial rate of change per epoch and `asymptote = A` (`method="saturating_fit"`).
     - Fallbacks: fewer than 3 values -> `slope` = last difference, `asymptote` = last
       value (`"short"`); curve range below 1e-6 -> `slope = 0`, `asymptote` = mean

@@ -62,7 +62,7 @@ class Splits:
         train: Sampled training examples (`labels_per_class` of each class).
         validation: Examples for learning curves, drawn from the training
             pool and disjoint from `train`; never from the test split.
-        test: The untouched test split.
+        test: The untouched test split (or its fixed per-class subset).
         class_names: Names of the task's classes.
         skipped: `(path, reason)` for every file a folder loader skipped.
     """
@@ -177,7 +177,8 @@ def stratified_split(data, test_fraction, seed):
     return data.subset(~is_test), data.subset(is_test)
 
 
-def make_splits(pool, test, labels_per_class, validation_per_class=100, seed=0, validation=None):
+def make_splits(pool, test, labels_per_class, validation_per_class=100, seed=0, validation=None,
+                test_per_class=None):
     """Sample a stratified training set and a validation set from `pool`.
 
     Per class, the pool is shuffled with `seed`; the first
@@ -193,6 +194,9 @@ def make_splits(pool, test, labels_per_class, validation_per_class=100, seed=0, 
             pool. Ignored when `validation` is given.
         seed: Sampling seed.
         validation: A ready validation split (e.g. a folder's `validation/`).
+        test_per_class: Evaluate on this many test examples per class (a
+            fixed subset, the same for every seed and budget) to save time;
+            None keeps the whole test split.
 
     Returns:
         A `Splits`.
@@ -220,4 +224,14 @@ def make_splits(pool, test, labels_per_class, validation_per_class=100, seed=0, 
     train = pool.subset(np.sort(np.asarray(train_index, dtype=np.int64)))
     if validation is None:
         validation = pool.subset(np.sort(np.asarray(validation_index, dtype=np.int64)))
+    if test_per_class is not None:
+        test = subsample_per_class(test, test_per_class)
     return Splits(train, validation, test, pool.class_names)
+
+
+def subsample_per_class(data, per_class, seed=0):
+    """The first `per_class` examples of each class after a seeded shuffle (all if fewer)."""
+    rng = np.random.default_rng(seed)
+    index = [rng.permutation(np.flatnonzero(data.labels == label))[:per_class]
+             for label in range(len(data.class_names))]
+    return data.subset(np.sort(np.concatenate(index)).astype(np.int64))

@@ -39,6 +39,8 @@ class ExperimentConfig:
         source_classes: Embedded classes the embedded source model is trained on.
         target_classes: Embedded classes of the target task (dataset "embedded").
         validation_per_class: Validation examples per class from the training pool.
+        test_per_class: Test on a fixed subset of this many examples per class
+            (None: the whole test split).
         batch_size: Training batch size.
     """
 
@@ -55,6 +57,7 @@ class ExperimentConfig:
     source_classes: tuple = datasets.DEFAULT_SOURCE_CLASSES
     target_classes: tuple = datasets.DEFAULT_TARGET_CLASSES
     validation_per_class: int = 50
+    test_per_class: int | None = None
     batch_size: int = 32
 
     def to_dict(self):
@@ -151,7 +154,7 @@ def run_experiment(config=None, verbose=1, on_result=None):
     check_config(config)
     pool, test, validation = load_task(config, verbose)
     splits = {(n, seed): datasets.make_splits(pool, test, int(n), config.validation_per_class, seed,
-                                              validation)
+                                              validation, config.test_per_class)
               for n in config.labels_per_class for seed in config.seeds}
     weights_options = {"source_classes": config.source_classes, "verbose": verbose}
     if config.weights in ("embedded", "imagenet") and set(config.strategies) - {"scratch", "small_cnn"}:

@@ -71,3 +71,26 @@ def cached_features(base, data, image_size, preprocess, cache_dir=None, batch_si
     finally:
         tmp.unlink(missing_ok=True)
     return features, False
+
+
+def linear_probe(train_features, train_labels, test_features, test_labels):
+    """Test accuracy of a logistic-regression classifier on fixed features.
+
+    A quick measure of how linearly separable the classes already are in a
+    backbone's feature space, before any network training.
+    """
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    classifier = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000))
+    classifier.fit(train_features, train_labels)
+    return float(classifier.score(test_features, test_labels))
+
+
+def project_2d(features):
+    """The first two principal components of `features` (standardised), shape `(N, 2)`."""
+    from sklearn.decomposition import PCA
+    from sklearn.preprocessing import StandardScaler
+
+    return PCA(n_components=2, svd_solver="full").fit_transform(StandardScaler().fit_transform(features))

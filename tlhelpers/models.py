@@ -102,13 +102,14 @@ def build_head(feature_shape, num_classes, pooling="avg", hidden_units=(), dropo
     return keras.Model(inputs, x, name=name)
 
 
-def freeze_up_to(base, stage_ends, stage):
+def freeze_up_to(base, stage_ends, stage, freeze_batchnorm=True):
     """Freeze every layer of `base` up to and including the end of stage `stage`.
 
     Stage 0 freezes nothing; stage `len(stage_ends)` freezes the whole base.
-    BatchNormalization layers are always frozen: `training=False` alone does
-    not stop their moving statistics from changing once the base is trainable
-    (Keras 3 on TensorFlow).
+    BatchNormalization layers are frozen too unless `freeze_batchnorm=False`
+    (only for demonstrating the pitfall): `training=False` alone does not stop
+    their moving statistics from changing once the base is trainable (Keras 3
+    on TensorFlow).
     """
     if not 0 <= stage <= len(stage_ends):
         raise ValueError(f"Received freeze_stage={stage}. Expected 0..{len(stage_ends)}.")
@@ -116,7 +117,14 @@ def freeze_up_to(base, stage_ends, stage):
     names = [layer.name for layer in base.layers]
     last_frozen = names.index(stage_ends[stage - 1]) if stage else -1
     for index, layer in enumerate(base.layers):
-        layer.trainable = index > last_frozen and not isinstance(layer, keras.layers.BatchNormalization)
+        is_batchnorm = isinstance(layer, keras.layers.BatchNormalization)
+        layer.trainable = index > last_frozen and not (freeze_batchnorm and is_batchnorm)
+
+
+def batchnorm_statistics(base):
+    """Copies of every BatchNormalization layer's moving mean, keyed by layer name."""
+    return {layer.name: layer.moving_mean.numpy().copy() for layer in base.layers
+            if isinstance(layer, keras.layers.BatchNormalization)}
 
 
 def compile_model(model, learning_rate):
@@ -139,7 +147,7 @@ def build_small_cnn(image_size, num_classes, seed=0, dropout=0.2):
 
 def build_strategy(strategy, backbone="resnet50", weights="embedded", num_classes=5, image_size=32,
                    freeze_stage=None, learning_rate=None, hidden_units=(), dropout=0.2, seed=0,
-                   augment=False, **weights_options):
+                   augment=False, freeze_batchnorm=True, **weights_options):
     """Build a compiled model for one strategy.
 
     Args:
@@ -157,6 +165,8 @@ def build_strategy(strategy, backbone="resnet50", weights="embedded", num_classe
             1e-4; scratch uses the backbone's own).
         hidden_units, dropout, seed: Head options (see `build_head`).
         augment: Add random flips and shifts in front of the base.
+        freeze_batchnorm: For `"fine_tune"`: keep BatchNormalization frozen
+            (the default; False only to demonstrate the statistics drift).
         **weights_options: Passed on for `weights="embedded"`.
 
     Returns:
@@ -191,11 +201,12 @@ def build_strategy(strategy, backbone="resnet50", weights="embedded", num_classe
         rate = learning_rate or DEFAULT_LEARNING_RATES["feature_extraction"]
     else:
         stage = DEFAULT_FREEZE_STAGE if freeze_stage is None else freeze_stage
-        freeze_up_to(base, spec.stage_ends, stage)
+        freeze_up_to(base, spec.stage_ends, stage, freeze_batchnorm)
         features = base(x, training=False)
         frozen_to = spec.stage_ends[stage - 1] if stage else "nothing"
         description = (f"{backbone} ({weights} weights) frozen up to stage {stage} ({frozen_to}); "
-                       "later stages and the head train; BatchNormalization frozen.")
+                       "later stages and the head train; BatchNormalization "
+                       f"{'frozen' if freeze_batchnorm else 'NOT frozen (its statistics drift)'}.")
         rate = learning_rate or DEFAULT_LEARNING_RATES["fine_tune"]
     model = keras.Model(inputs, head(features), name=f"{backbone}_{strategy}")
     compile_model(model, rate)

@@ -1,0 +1,64 @@
+"""Inspection helpers, profiles and the linear probe."""
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import numpy as np
+import pytest
+from matplotlib.figure import Figure
+
+from tlhelpers import features, profiles, visualize
+from tlhelpers.backbones import build_base
+from tlhelpers.results import RunResult
+
+
+def test_profiles(monkeypatch):
+    monkeypatch.delenv("TLHELPERS_PROFILE", raising=False)
+    assert profiles.get_profile()["weights"] == "embedded"
+    monkeypatch.setenv("TLHELPERS_PROFILE", "imagenet")
+    assert profiles.get_profile() == {"name": "imagenet", "weights": "imagenet", "image_size": 96}
+    assert profiles.get_profile("offline")["image_size"] == 32
+    with pytest.raises(ValueError, match="Received profile='online'"):
+        profiles.get_profile("online")
+
+
+def test_image_grid_draws_one_axes_per_image():
+    figure = visualize.plot_image_grid(np.zeros((5, 8, 8, 1), np.uint8), list("abcde"), columns=3,
+                                       figure=Figure())
+    assert len(figure.axes) == 5
+    assert [ax.get_title() for ax in figure.axes] == list("abcde")
+
+
+def test_filters_and_feature_maps():
+    base = build_base("vgg16", weights=None, image_size=32, pooling=None)
+    filters, name = visualize.first_layer_filters(base, count=6)
+    assert name == "block1_conv1" and filters.shape == (6, 3, 3, 3)
+    assert filters.min() >= 0 and filters.max() <= 1
+    maps = visualize.feature_maps(base, np.zeros((1, 32, 32, 3), "float32"), ["block1_pool", "block4_pool"])
+    assert maps["block1_pool"].shape == (1, 16, 16, 64) and maps["block4_pool"].shape == (1, 2, 2, 512)
+    figure = visualize.plot_feature_maps(maps, channels=4, figure=Figure())
+    assert len(figure.axes) == 8
+    assert figure.axes[0].get_ylabel().startswith("block1_pool")
+
+
+def test_projection_and_sweep_plots():
+    rng = np.random.default_rng(0)
+    ax = Figure().add_subplot()
+    visualize.plot_projection(rng.normal(size=(30, 2)), np.arange(30) % 3, ("a", "b", "c"), ax=ax, title="t")
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["a", "b", "c"]
+    results = [RunResult("resnet50", "embedded", "fine_tune", 10, 0, {}, acc, 1.0, 1.0, params, 0)
+               for acc, params in ((0.5, 3_000_000), (0.6, 1_000_000))]
+    ax = visualize.plot_sweep([1, 3], results, "last frozen stage k", ax=Figure().add_subplot())
+    assert ax.get_xlabel() == "last frozen stage k"
+    np.testing.assert_allclose(ax.lines[0].get_ydata(), [0.5, 0.6])
+
+
+def test_linear_probe_separates_separable_features():
+    rng = np.random.default_rng(0)
+    labels = np.arange(200) % 2
+    separable = rng.normal(size=(200, 5)) + labels[:, None] * 4
+    noise = rng.normal(size=(200, 5))
+    assert features.linear_probe(separable[:100], labels[:100], separable[100:], labels[100:]) > 0.95
+    assert features.linear_probe(noise[:100], labels[:100], noise[100:], labels[100:]) < 0.75
+    assert features.project_2d(separable).shape == (200, 2)

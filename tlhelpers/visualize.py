@@ -1,0 +1,109 @@
+"""Looking inside models: image grids, first-layer filters, feature maps, sweeps.
+
+Functions that compute return arrays; functions named `plot_*` only draw and
+return the Axes or Figure they drew on.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def _figure(figure, size):
+    if figure is not None:
+        return figure
+    import matplotlib.pyplot as plt
+
+    return plt.figure(figsize=size)
+
+
+def plot_image_grid(images, titles=None, columns=8, figure=None, cmap="gray"):
+    """Draw images in a grid, one title each; returns the Figure.
+
+    Args:
+        images: Array `(N, H, W)` or `(N, H, W, C)` with C = 1 or 3.
+        titles: Optional title per image.
+        columns: Images per row.
+        figure: Figure to draw on (a new one if None).
+        cmap: Colour map for single-channel images.
+    """
+    images = np.asarray(images)
+    rows = int(np.ceil(len(images) / columns))
+    figure = _figure(figure, (1.4 * columns, 1.6 * rows))
+    for index, image in enumerate(images):
+        ax = figure.add_subplot(rows, columns, index + 1)
+        shown = image[..., 0] if image.ndim == 3 and image.shape[-1] == 1 else image
+        ax.imshow(shown, cmap=cmap if shown.ndim == 2 else None)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        if titles is not None:
+            ax.set_title(titles[index], fontsize=8)
+    return figure
+
+
+def first_layer_filters(base, count=16):
+    """The first convolution's kernels as images `(count, kh, kw, 3)` scaled to 0..1."""
+    import keras
+
+    conv = next(layer for layer in base.layers if isinstance(layer, keras.layers.Conv2D))
+    kernel = conv.kernel.numpy()[..., :count]
+    kernel = np.moveaxis(kernel, -1, 0)
+    low = kernel.min(axis=(1, 2, 3), keepdims=True)
+    high = kernel.max(axis=(1, 2, 3), keepdims=True)
+    return (kernel - low) / np.maximum(high - low, 1e-12), conv.name
+
+
+def feature_maps(base, inputs, layer_names):
+    """Outputs of `layer_names` for preprocessed `inputs`, as a dict of arrays."""
+    import keras
+
+    probe = keras.Model(base.inputs, [base.get_layer(name).output for name in layer_names])
+    outputs = probe.predict(inputs, verbose=0)
+    outputs = outputs if isinstance(outputs, (list, tuple)) else [outputs]
+    return dict(zip(layer_names, outputs))
+
+
+def plot_feature_maps(maps, channels=8, figure=None):
+    """One row per layer: the first `channels` channels of one image's feature maps."""
+    figure = _figure(figure, (1.5 * channels, 1.7 * len(maps)))
+    for row, (name, value) in enumerate(maps.items()):
+        for channel in range(channels):
+            ax = figure.add_subplot(len(maps), channels, row * channels + channel + 1)
+            ax.imshow(value[0, ..., channel], cmap="viridis")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if channel == 0:
+                ax.set_ylabel(f"{name}\n{value.shape[1]}x{value.shape[2]}", fontsize=8)
+    return figure
+
+
+def plot_projection(points, labels, class_names, ax=None, title=""):
+    """Scatter a 2-D projection of features, one colour per class; returns the Axes."""
+    if ax is None:
+        import matplotlib.pyplot as plt
+
+        ax = plt.figure(figsize=(5, 4)).gca()
+    for label, name in enumerate(class_names):
+        chosen = labels == label
+        ax.scatter(points[chosen, 0], points[chosen, 1], s=8, alpha=0.7, label=name)
+    ax.set_title(title)
+    ax.set_xlabel("component 1")
+    ax.set_ylabel("component 2")
+    ax.legend(fontsize=7, markerscale=2)
+    return ax
+
+
+def plot_sweep(values, results, xlabel, ax=None, title=""):
+    """Test accuracy (left axis) and trainable parameters (right axis) against a swept setting."""
+    if ax is None:
+        import matplotlib.pyplot as plt
+
+        ax = plt.figure(figsize=(6, 3.5)).gca()
+    ax.plot(values, [r.test_accuracy for r in results], "o-", color="C0", label="test accuracy")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("test accuracy", color="C0")
+    ax.set_title(title)
+    twin = ax.twinx()
+    twin.plot(values, [r.trainable_params / 1e6 for r in results], "s--", color="C1")
+    twin.set_ylabel("trainable parameters (millions)", color="C1")
+    return ax
