@@ -34,6 +34,7 @@ notebooks: $(STAMP)
 		echo "$$notebook"; \
 		TLHELPERS_PROFILE=offline $(VENV)/bin/jupyter nbconvert --to notebook --execute --inplace \
 			--ExecutePreprocessor.timeout=3600 --ExecutePreprocessor.kernel_name=python3 $$notebook || exit 1; \
+		$(PY) notebooks/tidy_outputs.py $$notebook; \
 	done
 
 ## make run: the main experiment on the embedded data, report in report/.

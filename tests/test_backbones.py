@@ -82,7 +82,8 @@ def test_head_pools_maps_and_accepts_vectors():
 
 
 def head_params(feature_size, classes=5):
-    return feature_size * classes + classes
+    # Layer normalisation (scale and offset per feature) and the softmax layer.
+    return 2 * feature_size + feature_size * classes + classes
 
 
 @pytest.mark.parametrize("name, features", [("resnet50", 2048), ("vgg16", 512)])

@@ -58,7 +58,7 @@ class ExperimentConfig:
     target_classes: tuple = datasets.DEFAULT_TARGET_CLASSES
     validation_per_class: int = 50
     test_per_class: int | None = None
-    batch_size: int = 32
+    batch_size: int = 16
 
     def to_dict(self):
         return {key: list(value) if isinstance(value, tuple) else value

@@ -41,6 +41,13 @@ def resolve_cache_dir(directory=None):
     return Path(chosen)
 
 
+def display_path(path):
+    """`path` with the home folder written as `~` (keeps user names out of logs and notebooks)."""
+    home = str(Path.home())
+    text = str(path)
+    return "~" + text[len(home):] if text.startswith(home + os.sep) else text
+
+
 def _file_md5(path):
     return hashlib.md5(Path(path).read_bytes()).hexdigest()
 
@@ -144,13 +151,13 @@ def get_source_model(backbone, source_classes=DEFAULT_SOURCE_CLASSES, seed=0, re
         model.load_weights(weights_path)
         info = json.loads(info_path.read_text())
         if verbose:
-            print(f"Loaded embedded {backbone} source model from {weights_path} "
+            print(f"Loaded embedded {backbone} source model from {display_path(weights_path)} "
                   f"(source-task test accuracy {info['source_test_accuracy']:.3f}).")
         return model, {**info, "path": str(weights_path)}
     if verbose:
         print(f"Training the embedded {backbone} source model on {', '.join(names)} "
               f"({recipe['epochs']} epochs at {size[0]}x{size[1]}; first use only, a few minutes "
-              f"on a laptop CPU). It will be cached in {folder}.")
+              f"on a laptop CPU). It will be cached in {display_path(folder)}.")
     model, info = train_source_model(backbone, names, seed, recipe, size, verbose)
     folder.mkdir(parents=True, exist_ok=True)
     tmp = weights_path.with_name(f".tmp-{os.getpid()}-{weights_path.name}")

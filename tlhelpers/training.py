@@ -59,7 +59,7 @@ def fit_with_curves(model, train_ds, val_ds, epochs, history=None, verbose=1):
 
 
 def train_run(splits, strategy, backbone="resnet50", weights="embedded", image_size=32, epochs=10,
-              seed=0, head_epochs=0, freeze_stage=None, learning_rate=None, batch_size=32,
+              seed=0, head_epochs=0, freeze_stage=None, learning_rate=None, batch_size=16,
               hidden_units=(), dropout=0.2, use_feature_cache=True, augment=False, cache_dir=None,
               verbose=1, weights_options=None):
     """Train one strategy on one task and record its learning curves.
