@@ -35,3 +35,26 @@ def write_jpeg(path, value=128, size=(16, 16)):
     data = tf.io.encode_jpeg(pixels).numpy()
     path.write_bytes(data)
     return data
+
+
+def saturating(asymptote, y0, tau, last_epoch=8):
+    """A learning curve `A - (A - y0) exp(-t / tau)` over epochs 0..last_epoch."""
+    epochs = np.arange(last_epoch + 1, dtype=float)
+    return asymptote - (asymptote - y0) * np.exp(-epochs / tau)
+
+
+def synthetic_run(strategy, labels_per_class, seed, curve, test_accuracy, **fields):
+    """A RunResult whose accuracy curves are `curve` (losses mirror it); `fields` override the rest."""
+    from tlhelpers.results import RunResult
+
+    curve = [float(value) for value in curve]
+    values = dict(
+        backbone="resnet50", weights="none" if strategy == "scratch" else "embedded", strategy=strategy,
+        labels_per_class=labels_per_class, seed=seed,
+        history={"epoch": list(range(len(curve))), "accuracy": curve, "val_accuracy": curve,
+                 "loss": [2.3 - 2 * value for value in curve],
+                 "val_loss": [2.3 - 2 * value for value in curve]},
+        test_accuracy=test_accuracy, test_loss=1.0, wall_time_s=10.0 + seed,
+        trainable_params=100, non_trainable_params=1000)
+    values.update(fields)
+    return RunResult(**values)

@@ -7,25 +7,17 @@ matplotlib.use("Agg")
 import numpy as np
 import pytest
 
+from conftest import saturating as shared_saturating, synthetic_run
 from tlhelpers import curves
 from tlhelpers.results import RunResult
 
 
 def saturating(asymptote, y0, tau, last_epoch=20):
-    epochs = np.arange(last_epoch + 1, dtype=float)
-    return asymptote - (asymptote - y0) * np.exp(-epochs / tau)
+    return shared_saturating(asymptote, y0, tau, last_epoch)
 
 
 def make_run(strategy, labels_per_class, seed, curve, test_accuracy, backbone="resnet50"):
-    curve = [float(value) for value in curve]
-    return RunResult(
-        backbone=backbone, weights="none" if strategy == "scratch" else "embedded", strategy=strategy,
-        labels_per_class=labels_per_class, seed=seed,
-        history={"epoch": list(range(len(curve))), "accuracy": curve, "val_accuracy": curve,
-                 "loss": [2.3 - 2 * value for value in curve],
-                 "val_loss": [2.3 - 2 * value for value in curve]},
-        test_accuracy=test_accuracy, test_loss=1.0, wall_time_s=10.0 + seed,
-        trainable_params=100, non_trainable_params=1000)
+    return synthetic_run(strategy, labels_per_class, seed, curve, test_accuracy, backbone=backbone)
 
 
 def assert_all_finite(metrics):

@@ -8,26 +8,16 @@ import pytest
 from matplotlib.collections import PolyCollection
 from matplotlib.container import BarContainer, ErrorbarContainer
 
+from conftest import saturating, synthetic_run
 from tlhelpers import curves, plots
 from tlhelpers.results import RunResult
 
 
-def saturating(asymptote, y0, tau, last_epoch=8):
-    epochs = np.arange(last_epoch + 1, dtype=float)
-    return asymptote - (asymptote - y0) * np.exp(-epochs / tau)
-
-
 def make_run(strategy, labels_per_class, seed, asymptote, test_accuracy, phase_starts=()):
     tau = 0.5 if strategy != "scratch" else 4.0
-    curve = [float(value) + 0.01 * seed for value in saturating(asymptote, 0.1, tau)]
-    return RunResult(
-        backbone="resnet50", weights="none" if strategy == "scratch" else "embedded", strategy=strategy,
-        labels_per_class=labels_per_class, seed=seed,
-        history={"epoch": list(range(len(curve))), "accuracy": curve, "val_accuracy": curve,
-                 "loss": [2.3 - 2 * value for value in curve],
-                 "val_loss": [2.3 - 2 * value for value in curve]},
-        test_accuracy=test_accuracy, test_loss=1.0, wall_time_s=5.0, trainable_params=10,
-        non_trainable_params=100, phase_starts=list(phase_starts))
+    curve = saturating(asymptote, 0.1, tau) + 0.01 * seed
+    return synthetic_run(strategy, labels_per_class, seed, curve, test_accuracy, wall_time_s=5.0,
+                         trainable_params=10, non_trainable_params=100, phase_starts=list(phase_starts))
 
 
 @pytest.fixture

@@ -8,11 +8,11 @@ size, the preprocessing and the exact examples. Files are written atomically.
 from __future__ import annotations
 
 import hashlib
-import os
 
 import numpy as np
 
 from tlhelpers.pipeline import make_dataset
+from tlhelpers.results import atomic_output
 from tlhelpers.source_models import resolve_cache_dir
 
 
@@ -62,14 +62,8 @@ def cached_features(base, data, image_size, preprocess, cache_dir=None, batch_si
     if path.is_file():
         return np.load(path), True
     features = extract_features(base, data, image_size, preprocess, batch_size)
-    folder.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")
-    try:
-        with open(tmp, "wb") as handle:
-            np.save(handle, features)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with atomic_output(path) as temporary, open(temporary, "wb") as handle:
+        np.save(handle, features)
     return features, False
 
 

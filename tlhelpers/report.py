@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
 from matplotlib.figure import Figure
 
 from tlhelpers import curves, plots
-from tlhelpers.results import RunResult, atomic_write_text
+from tlhelpers.results import RunResult, atomic_output, atomic_write_text
 
 _SAME = 0.0005  # Differences that round to 0.000 are reported as "the same".
 
@@ -187,13 +186,9 @@ def load_results(path):
 
 
 def _save_figure(figure, path):
-    # Write to a temporary name first so a reader never sees a half-written PNG.
-    temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
+    # A reader never sees a half-written PNG.
+    with atomic_output(path) as temporary:
         figure.savefig(temporary, format="png", dpi=120, bbox_inches="tight")
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
 
 
 def write_report(out_dir, results, config):

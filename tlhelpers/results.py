@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -60,13 +61,25 @@ class RunResult:
         return cls(**{key: value for key, value in data.items() if key in names})
 
 
-def atomic_write_text(path, text):
-    """Write `text` to `path` so that a reader never sees a partial file."""
+@contextlib.contextmanager
+def atomic_output(path):
+    """Yield a temporary path beside `path`; move it onto `path` only if the block succeeds.
+
+    The temporary name keeps the file's suffixes (Keras checks `.weights.h5`)
+    and starts with a dot. Whatever happens inside the block (an exception, an
+    interrupt), no partial file is left at `path` or beside it.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    temporary = path.with_name(f".tmp-{os.getpid()}-{path.name}")
     try:
-        tmp.write_text(text)
-        os.replace(tmp, path)
+        yield temporary
+        os.replace(temporary, path)
     finally:
-        tmp.unlink(missing_ok=True)
+        temporary.unlink(missing_ok=True)
+
+
+def atomic_write_text(path, text):
+    """Write `text` to `path` so that a reader never sees a partial file."""
+    with atomic_output(path) as temporary:
+        temporary.write_text(text)

@@ -20,7 +20,7 @@ from tlhelpers.backbones import check_image_size, get_backbone
 from tlhelpers.datasets import (
     DEFAULT_SOURCE_CLASSES, EMBEDDED_CLASS_NAMES, EMBEDDED_FILE, load_embedded, resolve_classes,
 )
-from tlhelpers.results import atomic_write_text
+from tlhelpers.results import atomic_output, atomic_write_text
 
 CACHE_ENV = "TLHELPERS_CACHE"
 SOURCE_IMAGE_SIZE = 32
@@ -159,13 +159,8 @@ def get_source_model(backbone, source_classes=DEFAULT_SOURCE_CLASSES, seed=0, re
               f"({recipe['epochs']} epochs at {size[0]}x{size[1]}; first use only, a few minutes "
               f"on a laptop CPU). It will be cached in {display_path(folder)}.")
     model, info = train_source_model(backbone, names, seed, recipe, size, verbose)
-    folder.mkdir(parents=True, exist_ok=True)
-    tmp = weights_path.with_name(f".tmp-{os.getpid()}-{weights_path.name}")
-    try:
-        model.save_weights(tmp)
-        os.replace(tmp, weights_path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with atomic_output(weights_path) as temporary:
+        model.save_weights(temporary)
     atomic_write_text(info_path, json.dumps(info, indent=2))
     if verbose:
         print(f"Source model ready: source-task test accuracy {info['source_test_accuracy']:.3f} "
