@@ -63,7 +63,7 @@ def build_parser():
     run.add_argument("--validation-per-class", type=int, default=defaults.validation_per_class,
                      help="validation examples per class, from the training pool (default: %(default)s)")
     run.add_argument("--test-per-class", type=int, default=defaults.test_per_class,
-                     help="test on a fixed subset of N examples per class (default: all)")
+                     help="test on a fixed subset of N examples per class (default: %(default)s; 0 = all)")
     run.add_argument("--out", default="report", help="report directory (default: %(default)s)")
     run.add_argument("--quiet", action="store_true", help="no progress output")
 
@@ -86,7 +86,7 @@ def _config_from(args):
         head_epochs=args.head_epochs, freeze_stage=args.freeze_stage, image_size=args.image_size,
         dataset=args.dataset, source_classes=_classes(args.source_classes),
         target_classes=_classes(args.target_classes or defaults.target_classes),
-        validation_per_class=args.validation_per_class, test_per_class=args.test_per_class)
+        validation_per_class=args.validation_per_class, test_per_class=args.test_per_class or None)
 
 
 def command_run(args):

@@ -90,7 +90,7 @@ def curve_metrics(values, *, higher_is_better=True, bounds=(0.0, 1.0), final_win
     - Fallbacks: fewer than 3 values -> `slope` = last difference, `asymptote` = last
       value (`"short"`); curve range below 1e-6 -> `slope = 0`, `asymptote` = mean
       (`"flat"`); failed fit, a fit with a larger squared error than a straight line,
-      or a fitted `A` more than one curve range beyond the observed values ->
+      or a fitted `A` more than half the curve range beyond the observed values ->
       `asymptote = final` and `slope` = mean first difference over the first 3
       epochs (`"linear_fallback"`). `tau` is 0.0 whenever the fit is not used.
 
@@ -146,7 +146,7 @@ def curve_metrics(values, *, higher_is_better=True, bounds=(0.0, 1.0), final_win
             fit is not None
             # A 3-parameter curve that cannot beat a 2-parameter line is the wrong model.
             and fit[0] <= line_error * (1.0 + 1e-6) + 1e-12
-            and values.min() - span <= fit[1][0] <= values.max() + span
+            and values.min() - 0.5 * span <= fit[1][0] <= values.max() + 0.5 * span
         )
         if usable:
             asymptote, y0, tau = (float(param) for param in fit[1])
