@@ -49,7 +49,7 @@ class ExperimentConfig:
     weights: str = "embedded"
     strategies: tuple = ("feature_extraction", "fine_tune", "scratch")
     labels_per_class: tuple = (10, 50)
-    seeds: tuple = (0, 1, 2)
+    seeds: tuple = (0, 1)
     epochs: int = 6
     head_epochs: int = 2
     freeze_stage: int | None = None
