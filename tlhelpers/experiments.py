@@ -41,7 +41,7 @@ class ExperimentConfig:
         validation_per_class: Validation examples per class from the training pool.
         test_per_class: Test on a fixed subset of this many examples per class
             (None: the whole test split). The default, 150 of the embedded
-            test split's 500, keeps the main command under 10 minutes on 2 cores.
+            test split's 500, shortens every run's final evaluation.
         batch_size: Training batch size.
     """
 
