@@ -78,3 +78,38 @@ def test_end_to_end_report(tmp_path, cache_dir):
         assert (out / name).stat().st_size > 10_000
     summary = (out / "summary.md").read_text()
     assert "| feature_extraction |" in summary or "feature" in summary
+
+
+def test_online_profile_offline_fails_fast_before_training(tmp_path):
+    import os
+    import socket
+    import time
+
+    with socket.socket() as probe:  # A port nobody listens on stands in for "no internet".
+        probe.bind(("127.0.0.1", 0))
+        unreachable = f"http://127.0.0.1:{probe.getsockname()[1]}"
+    env = {**os.environ, "KERAS_HOME": str(tmp_path / "keras"), "TLHELPERS_MIRROR": unreachable,
+           "TLHELPERS_CACHE": str(tmp_path / "cache")}
+    out = tmp_path / "report"
+    command = [sys.executable, "-m", "tlhelpers", "run", "--weights", "imagenet", "--dataset", "flowers",
+               "--image-size", "224", "--out", str(out)]
+    start = time.perf_counter()
+    completed = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env)
+    elapsed = time.perf_counter() - start
+    errors = [line for line in completed.stderr.splitlines() if line.startswith("tlhelpers: error:")]
+    assert completed.returncode == 2, completed.stderr[-2000:]
+    assert len(errors) == 1 and "Traceback" not in completed.stderr
+    for part in ("photo dataset 'flowers'", unreachable + "/flower_photos.tgz",
+                 "tlhelpers data add flowers flower_photos.tgz", "TLHELPERS_MIRROR",
+                 str(tmp_path / "keras" / "datasets" / "flower_photos.tgz")):
+        assert part in errors[0]
+    assert "Running" not in completed.stdout and not out.exists()
+    assert elapsed < 60  # Python and TensorFlow start-up; the download attempt itself fails at once.
+    assert sorted(p.name for p in (tmp_path / "keras" / "datasets").iterdir()) == []
+
+
+def test_run_accepts_registry_photo_datasets():
+    from tlhelpers.experiments import DATASETS, ExperimentConfig, check_config
+
+    assert {"cats_vs_dogs", "flowers"} <= set(DATASETS)
+    check_config(ExperimentConfig(dataset="cats_vs_dogs", weights="imagenet", image_size=160))

@@ -3,6 +3,9 @@
 Commands:
     run           train an experiment headless and write a report directory
     source-model  train (or load) an embedded source model and print its accuracy
+    weights add   install a no-top ImageNet weights file into the Keras cache (checked)
+    data add      install a photo dataset archive into the Keras cache (checked, extracted)
+    doctor        show the caches, what is cached or missing, and which profiles are ready
 """
 
 from __future__ import annotations
@@ -55,7 +58,8 @@ def build_parser():
                      help="fine-tuning freezes stages 1..k (default: 3)")
     run.add_argument("--image-size", type=int, default=defaults.image_size, help="default: %(default)s")
     run.add_argument("--dataset", default=defaults.dataset,
-                     help="embedded, digits, or a folder of class subfolders (default: %(default)s)")
+                     help="embedded, digits, a photo dataset (cats_vs_dogs, flowers; downloaded "
+                          "once), or a folder of class subfolders (default: %(default)s)")
     run.add_argument("--source-classes", nargs="+", default=list(defaults.source_classes),
                      metavar="CLASS", help="embedded source classes, names or indices")
     run.add_argument("--target-classes", nargs="+", default=None, metavar="CLASS",
@@ -70,6 +74,19 @@ def build_parser():
     source = commands.add_parser("source-model", help="train or load an embedded source model")
     source.add_argument("--backbone", default="resnet50", choices=sorted(BACKBONES))
     source.add_argument("--seed", type=int, default=0)
+
+    weights = commands.add_parser("weights", help="manage ImageNet weights in the Keras cache")
+    weights_commands = weights.add_subparsers(dest="action", required=True)
+    weights_add = weights_commands.add_parser("add", help="check and install a no-top weights file")
+    weights_add.add_argument("file", help="e.g. resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5")
+
+    data = commands.add_parser("data", help="manage photo datasets in the Keras cache")
+    data_commands = data.add_subparsers(dest="action", required=True)
+    data_add = data_commands.add_parser("add", help="check, install and extract a dataset archive")
+    data_add.add_argument("name", help="registry name, e.g. flowers or cats_vs_dogs")
+    data_add.add_argument("archive", help="the archive file, e.g. flower_photos.tgz")
+
+    commands.add_parser("doctor", help="show caches, cached files and profile readiness")
     return parser
 
 
@@ -95,6 +112,7 @@ def command_run(args):
 
     config = _config_from(args)
     check_config(config)
+    _fetch_downloads(config)
     verbose = 0 if args.quiet else 1
     if verbose:
         print(f"Running {len(plan(config))} runs: {', '.join(config.strategies)} x labels per class "
@@ -107,6 +125,41 @@ def command_run(args):
         print(f"Done in {time.perf_counter() - started:.0f} s. Report: {os.path.abspath(args.out)}")
         for name, path in paths.items():
             print(f"  {name}: {path}")
+    return 0
+
+
+def _fetch_downloads(config):
+    """Fetch the photo dataset and ImageNet weights a run needs, so that offline it fails now."""
+    from tlhelpers.downloads import fetch_imagenet_weights
+    from tlhelpers.photos import PHOTO_DATASETS, fetch_photo_dataset
+
+    if config.dataset in PHOTO_DATASETS:
+        fetch_photo_dataset(config.dataset)
+    if config.weights == "imagenet" and set(config.strategies) - {"scratch", "small_cnn"}:
+        for name in config.backbones:
+            fetch_imagenet_weights(name)
+
+
+def command_weights(args):
+    from tlhelpers.downloads import add_weights_file
+
+    name, path = add_weights_file(args.file)
+    print(f"Installed the ImageNet weights of {name} (md5 checked) at {path}")
+    return 0
+
+
+def command_data(args):
+    from tlhelpers.photos import add_photo_archive
+
+    folder = add_photo_archive(args.name, args.archive)
+    print(f"Installed the photo dataset {args.name} (checked and extracted) at {folder}")
+    return 0
+
+
+def command_doctor(args):
+    from tlhelpers.doctor import collect_status, format_status
+
+    print("\n".join(format_status(collect_status())))
     return 0
 
 
@@ -124,7 +177,8 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     from tlhelpers.backbones import WeightsUnavailableError
 
-    commands = {"run": command_run, "source-model": command_source_model}
+    commands = {"run": command_run, "source-model": command_source_model, "weights": command_weights,
+                "data": command_data, "doctor": command_doctor}
     try:
         return commands[args.command](args)
     except (ValueError, WeightsUnavailableError, OSError) as error:

@@ -15,10 +15,11 @@ from pathlib import Path
 from tlhelpers import datasets
 from tlhelpers.backbones import BACKBONES, build_base, check_image_size, get_backbone
 from tlhelpers.models import STRATEGIES
+from tlhelpers.photos import PHOTO_DATASETS, load_photo_dataset
 from tlhelpers.report import load_results, results_payload
 from tlhelpers.results import atomic_write_text
 
-DATASETS = ("embedded", "digits")
+DATASETS = ("embedded", "digits", *PHOTO_DATASETS)
 
 
 @dataclasses.dataclass
@@ -35,7 +36,8 @@ class ExperimentConfig:
         head_epochs: Head-only epochs before fine-tuning starts (0: one phase).
         freeze_stage: Fine-tuning freezes stages 1..k (None: the default, 3).
         image_size: Input side.
-        dataset: `"embedded"`, `"digits"` or a folder of class subfolders.
+        dataset: `"embedded"`, `"digits"`, a photo dataset of `photos.PHOTO_DATASETS`
+            (downloaded once) or a folder of class subfolders.
         source_classes: Embedded classes the embedded source model is trained on.
         target_classes: Embedded classes of the target task (dataset "embedded").
         validation_per_class: Validation examples per class from the training pool.
@@ -122,6 +124,8 @@ def load_task(config, verbose=1):
     from tlhelpers.folders import load_image_folder
 
     size = check_image_size(get_backbone(config.backbones[0]), config.image_size)
+    if config.dataset in PHOTO_DATASETS:
+        return load_photo_dataset(config.dataset, size, verbose=bool(verbose))
     pool, test, validation, _ = load_image_folder(config.dataset, size, verbose=bool(verbose))
     return pool, test, validation
 
