@@ -32,6 +32,8 @@ class BackboneSpec:
         imagenet_file: File name of the no-top ImageNet weights in the Keras cache.
         imagenet_md5: Its md5, as published with Keras.
         scratch_learning_rate: Adam learning rate that trains it from random weights.
+        hub_handle: For `"hub:<handle-or-path>"` backbones (see `tlhelpers.hub`):
+            the TF-Hub handle or SavedModel folder; None for Keras applications.
     """
 
     name: str
@@ -43,6 +45,7 @@ class BackboneSpec:
     imagenet_file: str
     imagenet_md5: str
     scratch_learning_rate: float
+    hub_handle: str | None = None
 
     @property
     def num_stages(self):
@@ -77,14 +80,27 @@ BACKBONES = {
 }
 
 
+HUB_PREFIX = "hub:"
+
+
+def is_hub_name(name):
+    """Whether `name` asks for a TF-Hub backbone (`"hub:<handle-or-path>"`)."""
+    return isinstance(name, str) and name.startswith(HUB_PREFIX)
+
+
 def get_backbone(name):
-    """Return the `BackboneSpec` registered as `name`.
+    """Return the `BackboneSpec` registered as `name`, or the spec of a `"hub:..."` name.
 
     Raises:
         ValueError: for an unknown name, listing the known ones.
     """
+    if is_hub_name(name):
+        from tlhelpers.hub import hub_backbone
+
+        return hub_backbone(name)
     if name not in BACKBONES:
-        raise ValueError(f"Received backbone={name!r}. Expected one of: {', '.join(BACKBONES)}.")
+        raise ValueError(f"Received backbone={name!r}. Expected one of: {', '.join(BACKBONES)}, "
+                         f"or {HUB_PREFIX}<handle-or-path> for a TF-Hub model.")
     return BACKBONES[name]
 
 
@@ -111,7 +127,9 @@ def build_base(name, weights=None, image_size=32, pooling="avg", **embedded_opti
     """Build a backbone's convolutional base (no classifier).
 
     Args:
-        name: Registry name, e.g. `"resnet50"`.
+        name: Registry name, e.g. `"resnet50"`, or `"hub:<handle-or-path>"`
+            for a TF-Hub model (see `hub.build_hub_base`: it brings its own
+            weights and rejects random ones).
         weights: `None` or `"none"` (random), `"imagenet"` (Keras download and
             cache), `"embedded"` (the source model developed in this project
             on the embedded source task; trained on first use, then cached) or
@@ -130,6 +148,10 @@ def build_base(name, weights=None, image_size=32, pooling="avg", **embedded_opti
     """
     spec = get_backbone(name)
     size = check_image_size(spec, image_size)
+    if spec.hub_handle is not None:
+        from tlhelpers.hub import build_hub_base
+
+        return build_hub_base(spec.hub_handle, weights, size, pooling)
     input_shape = (*size, 3)
     if weights in (None, "none"):
         return spec.builder(include_top=False, weights=None, input_shape=input_shape, pooling=pooling)

@@ -162,7 +162,10 @@ def build_strategy(strategy, backbone="resnet50", weights="embedded", num_classe
             `"fine_tune"` (stages up to `freeze_stage` frozen, later stages and
             the head train, BatchNormalization frozen), `"scratch"` (same
             architecture, random weights, everything trains) or `"small_cnn"`.
-        backbone: Registry name (ignored by `"small_cnn"`).
+            A `"hub:..."` backbone is one layer without stages: feature
+            extraction, or fine-tuning of the whole layer (in inference mode,
+            so its BatchNormalization statistics stay fixed); no scratch.
+        backbone: Registry name (ignored by `"small_cnn"`) or `"hub:<handle-or-path>"`.
         weights: Weight source for the transfer strategies (see
             `backbones.build_base`). `"scratch"` always uses random weights.
         num_classes: Target classes.
@@ -178,6 +181,10 @@ def build_strategy(strategy, backbone="resnet50", weights="embedded", num_classe
 
     Returns:
         A `StrategyModel`.
+
+    Raises:
+        ValueError: unknown strategy, bad freeze stage, or what a TF-Hub
+            backbone cannot do (scratch, a freeze stage, random weights).
     """
     if strategy not in STRATEGIES:
         raise ValueError(f"Received strategy={strategy!r}. Expected one of: {', '.join(STRATEGIES)}.")
@@ -189,6 +196,10 @@ def build_strategy(strategy, backbone="resnet50", weights="embedded", num_classe
         compile_model(model, rate)
         return StrategyModel(model, None, head, strategy, "A small CNN; every layer trains from random "
                              "weights.", rate, lambda x: x)
+    if spec.hub_handle is not None:
+        from tlhelpers.hub import check_hub_options
+
+        check_hub_options(spec, weights, (strategy,), freeze_stage)
     base = build_base(backbone, None if strategy == "scratch" else weights, size, pooling=None,
                       **weights_options)
     head = build_head(tuple(base.output.shape[1:]), num_classes, "avg", hidden_units, dropout, seed)
@@ -206,6 +217,16 @@ def build_strategy(strategy, backbone="resnet50", weights="embedded", num_classe
         features = base(x, training=False)
         description = f"{backbone} ({weights} weights) frozen; only the head trains."
         rate = learning_rate or DEFAULT_LEARNING_RATES["feature_extraction"]
+    elif spec.hub_handle is not None:
+        # Per layer: `base.trainable = True` on a model that already reports
+        # True returns early (Keras 3 on TensorFlow) and leaves the frozen
+        # TF-Hub layer frozen.
+        for layer in base.layers:
+            layer.trainable = True
+        features = base(x, training=False)
+        description = (f"{backbone} fine-tuned as one layer (all its variables train, in inference "
+                       "mode: BatchNormalization statistics fixed) together with the head.")
+        rate = learning_rate or DEFAULT_LEARNING_RATES["fine_tune"]
     else:
         stage = DEFAULT_FREEZE_STAGE if freeze_stage is None else freeze_stage
         freeze_up_to(base, spec.stage_ends, stage, freeze_batchnorm)
@@ -215,6 +236,8 @@ def build_strategy(strategy, backbone="resnet50", weights="embedded", num_classe
                        "later stages and the head train; BatchNormalization "
                        f"{'frozen' if freeze_batchnorm else 'NOT frozen (its statistics drift)'}.")
         rate = learning_rate or DEFAULT_LEARNING_RATES["fine_tune"]
-    model = keras.Model(inputs, head(features), name=f"{backbone}_{strategy}")
+    # A "hub:<path>" name holds slashes, which Keras model names cannot; its base has a clean name.
+    model_name = base.name if spec.hub_handle is not None else backbone
+    model = keras.Model(inputs, head(features), name=f"{model_name}_{strategy}")
     compile_model(model, rate)
     return StrategyModel(model, base, head, strategy, description, rate, spec.preprocess)
