@@ -42,9 +42,11 @@ def build_parser():
 
     run = commands.add_parser("run", help="run an experiment and write a report directory")
     run.add_argument("--backbone", nargs="+", default=list(defaults.backbones), metavar="NAME",
-                     help=f"one or more of: {', '.join(BACKBONES)} (default: %(default)s)")
+                     help=f"one or more of: {', '.join(BACKBONES)}, or hub:<handle-or-path> for a TF-Hub "
+                          "model or SavedModel folder (default: %(default)s)")
     run.add_argument("--weights", default=defaults.weights,
-                     help="embedded, imagenet, none, or a weights file (default: %(default)s)")
+                     help="embedded, imagenet, none, hub (TF-Hub backbones), or a weights file "
+                          "(default: %(default)s)")
     run.add_argument("--strategies", nargs="+", default=list(defaults.strategies), metavar="NAME",
                      help=f"one or more of: {', '.join(STRATEGIES)} (default: %(default)s)")
     run.add_argument("--labels-per-class", nargs="+", type=int, default=list(defaults.labels_per_class),

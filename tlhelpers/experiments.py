@@ -13,7 +13,7 @@ import json
 from pathlib import Path
 
 from tlhelpers import datasets
-from tlhelpers.backbones import BACKBONES, build_base, check_image_size, get_backbone
+from tlhelpers.backbones import BACKBONES, build_base, check_image_size, get_backbone, is_hub_name
 from tlhelpers.models import STRATEGIES
 from tlhelpers.photos import PHOTO_DATASETS, load_photo_dataset
 from tlhelpers.report import load_results, results_payload
@@ -80,14 +80,19 @@ def check_config(config):
     Raises:
         ValueError: saying which option is wrong and why.
     """
-    _check_choices("backbones", config.backbones, tuple(BACKBONES))
+    _check_choices("backbones", config.backbones, (*BACKBONES, *filter(is_hub_name, config.backbones)))
     _check_choices("strategies", config.strategies, STRATEGIES)
     for name in config.backbones:
-        check_image_size(get_backbone(name), config.image_size)
+        spec = get_backbone(name)
+        check_image_size(spec, config.image_size)
+        if spec.hub_handle is not None:
+            from tlhelpers.hub import check_hub_options
+
+            check_hub_options(spec, config.weights, config.strategies, config.freeze_stage)
     weights = config.weights
-    if weights not in ("embedded", "imagenet", "none") and not Path(str(weights)).is_file():
-        raise ValueError(f"Received weights={weights!r}. Expected 'embedded', 'imagenet', 'none' "
-                         "or the path of an existing weights file.")
+    if weights not in ("embedded", "imagenet", "none", "hub") and not Path(str(weights)).is_file():
+        raise ValueError(f"Received weights={weights!r}. Expected 'embedded', 'imagenet', 'none', "
+                         "'hub' (TF-Hub backbones) or the path of an existing weights file.")
     if weights == "none" and {"feature_extraction", "fine_tune"} & set(config.strategies):
         raise ValueError("Received weights='none' with a transfer strategy: there is nothing to "
                          "transfer. Use 'embedded' or 'imagenet', or only 'scratch' and 'small_cnn'.")
