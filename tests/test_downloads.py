@@ -390,9 +390,12 @@ def test_doctor_reports_caches_and_profiles(keras_dir, cache_dir, tmp_path, tiny
     assert "NOT READY" in imagenet and "vgg16" in imagenet and "resnet50" not in imagenet
     assert "weights add" in imagenet
     assert next(line for line in lines if line.split()[0] == "offline").split()[1] == "ready:"
-    monkeypatch.setenv(downloads.MIRROR_ENV, "file:///srv/course")
+    monkeypatch.setenv(downloads.MIRROR_ENV, "file:///srv/course/")
     status = doctor.collect_status()
     assert status["mirror"] == "file:///srv/course" and status["profiles"]["imagenet"][0] is True
+    monkeypatch.setenv(downloads.MIRROR_ENV, "srv/course")
+    status = doctor.collect_status()
+    assert status["mirror"].startswith("invalid: Received") and status["profiles"]["imagenet"][0] is False
 
 
 # --- the real files (need the internet) ---------------------------------------------------------

@@ -6,7 +6,6 @@ the lines the command prints.
 
 from __future__ import annotations
 
-import os
 import socket
 
 from tlhelpers import backbones, datasets, downloads, photos, source_models
@@ -46,7 +45,11 @@ def collect_status(keras_dir=None, tlhelpers_dir=None, probe=True):
         A dict with `keras_cache`, `tlhelpers_cache`, `mirror`, `online`,
         `weights`, `photos`, `source_models` and `profiles`.
     """
-    mirror = os.environ.get(downloads.MIRROR_ENV) or None
+    try:
+        mirror = downloads.mirror_base()
+        mirror_usable = mirror is not None
+    except ValueError as error:
+        mirror, mirror_usable = f"invalid: {error}", False
     weights = {}
     for name, spec in backbones.BACKBONES.items():
         path = downloads.keras_home(keras_dir) / "models" / spec.imagenet_file
@@ -72,7 +75,7 @@ def collect_status(keras_dir=None, tlhelpers_dir=None, probe=True):
                          "resnet50, 13 min for vgg16 on 2 cores)")
     if not missing_weights:
         imagenet = (True, "ImageNet weights of every backbone cached")
-    elif online or mirror:
+    elif online or mirror_usable:
         imagenet = (True, f"weights of {', '.join(missing_weights)} will be downloaded on first use")
     else:
         imagenet = (False, f"weights of {', '.join(missing_weights)} not cached and no download "

@@ -10,7 +10,9 @@ a file that fails its hash check stays in the cache (Keras only raises), a
 corrupt archive is only a warning, and a failed extraction can leave a
 half-filled folder. Here a download goes to a temporary name, is checked
 (hash or size), extracted into a temporary folder, and only then moved into
-place; whatever fails, nothing partial or wrong remains in the cache.
+place; whatever fails, nothing partial or wrong remains in the cache. (Keras
+also falls back to `/tmp/.keras` when the cache folder does not exist yet, so
+the folder is created first.)
 
 `$TLHELPERS_MIRROR` (an `http://`, `https://` or `file://` base URL) replaces
 every origin: the file name is appended to it. Air-gapped classrooms point it
