@@ -142,6 +142,20 @@ def test_download_then_cache_hit(server, keras_dir, hash_function):
     assert cache_entries(keras_dir) == ["models", "models/tiny_notop.h5"]
 
 
+def test_every_registry_backbone_has_an_imagenet_origin():
+    assert set(downloads.IMAGENET_BASE_URLS) == set(backbones.BACKBONES)
+    with pytest.raises(ValueError, match="Received backbone='resnet5'"):
+        downloads.fetch_imagenet_weights("resnet5")
+
+
+def test_imagenet_weights_use_the_file_name_keras_expects(server, keras_dir, monkeypatch, tiny_backbone):
+    server.files["/m/" + tiny_backbone.imagenet_file] = WEIGHTS_BYTES
+    monkeypatch.setenv(downloads.MIRROR_ENV, server.url + "/m")
+    path = downloads.fetch_imagenet_weights("resnet50")
+    assert path == keras_dir / "models" / "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5"
+    assert path.read_bytes() == WEIGHTS_BYTES
+
+
 def test_default_cache_is_the_keras_cache(server, keras_dir):
     server.files["/a.bin"] = b"abc"
     path = downloads.fetch("a.bin", [server.url + "/a.bin"], size=3)

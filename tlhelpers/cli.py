@@ -132,13 +132,13 @@ def command_run(args):
 
 def _fetch_downloads(config):
     """Fetch the photo dataset and ImageNet weights a run needs, so that offline it fails now."""
-    from tlhelpers.downloads import fetch_imagenet_weights
+    from tlhelpers.downloads import IMAGENET_BASE_URLS, fetch_imagenet_weights
     from tlhelpers.photos import PHOTO_DATASETS, fetch_photo_dataset
 
     if config.dataset in PHOTO_DATASETS:
         fetch_photo_dataset(config.dataset)
     if config.weights == "imagenet" and set(config.strategies) - {"scratch", "small_cnn"}:
-        for name in config.backbones:
+        for name in filter(IMAGENET_BASE_URLS.__contains__, config.backbones):
             fetch_imagenet_weights(name)
 
 

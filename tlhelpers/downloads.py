@@ -294,6 +294,9 @@ def fetch_imagenet_weights(backbone, cache_dir=None, timeout=TIMEOUT_SECONDS):
         DownloadError: not cached and not downloadable.
     """
     spec = backbones.get_backbone(backbone)
+    if spec.name not in IMAGENET_BASE_URLS:
+        raise ValueError(f"Received backbone={backbone!r}, which has no Keras ImageNet weights file. "
+                         f"Expected one of: {', '.join(IMAGENET_BASE_URLS)}.")
     return fetch(spec.imagenet_file, [IMAGENET_BASE_URLS[spec.name] + spec.imagenet_file],
                  file_hash=spec.imagenet_md5, cache_subdir="models", cache_dir=cache_dir,
                  what=f"the ImageNet weights of {spec.name}",
