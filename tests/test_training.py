@@ -163,3 +163,31 @@ def test_cache_dir_argument_overrides_environment(tmp_path, cache_dir):
     assert list((chosen / "source_models").glob("*.weights.h5"))
     assert not cache_dir.exists()
     assert source_models.resolve_cache_dir() == cache_dir
+
+
+def test_reused_model_gives_the_numbers_of_a_new_one(splits, cache_dir):
+    from tlhelpers import model_pool
+
+    model_pool.clear()
+    options = dict(strategy="fine_tune", backbone="vgg16", weights=None, epochs=2, head_epochs=1,
+                   freeze_stage=4, batch_size=8, verbose=0)
+    fresh = training.train_run(splits, seed=0, reuse_models=False, **options)
+    assert model_pool.pooled_keys() == []
+    first = training.train_run(splits, seed=0, **options)
+    other = training.train_run(splits, seed=1, **options)
+    again = training.train_run(splits, seed=0, **options)
+    # One pooled model per phase, reused by the later runs.
+    assert len(model_pool.pooled_keys()) == 2
+    assert first.history == fresh.history == again.history
+    assert first.test_accuracy == fresh.test_accuracy == again.test_accuracy
+    assert other.history != first.history
+    assert again.trainable_params == fresh.trainable_params
+
+
+def test_copy_state_refuses_different_models():
+    from tlhelpers import model_pool
+
+    small = models.build_small_cnn((32, 32), 5)[0]
+    other = models.build_small_cnn((32, 32), 3)[0]
+    with pytest.raises(ValueError, match="variables differ"):
+        model_pool.copy_state(small, other)

@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 
 import keras
 import numpy as np
 import tensorflow as tf
 
+from tlhelpers import model_pool
 from tlhelpers.backbones import build_base, check_image_size, get_backbone
 from tlhelpers.models import (
     DEFAULT_LEARNING_RATES, build_head, build_strategy, compile_model, count_params,
 )
 from tlhelpers.pipeline import make_dataset
 from tlhelpers.results import HISTORY_KEYS, RunResult
+
+# Evaluation has no gradients to average: larger batches run faster and give the same
+# accuracy.
+EVAL_BATCH_SIZE = 64
 
 
 def set_seed(seed):
@@ -61,7 +67,7 @@ def fit_with_curves(model, train_ds, val_ds, epochs, history=None, verbose=1):
 def train_run(splits, strategy, backbone="resnet50", weights="embedded", image_size=32, epochs=10,
               seed=0, head_epochs=0, freeze_stage=None, learning_rate=None, batch_size=16,
               hidden_units=(), dropout=0.2, use_feature_cache=True, augment=False, cache_dir=None,
-              verbose=1, weights_options=None):
+              verbose=1, weights_options=None, reuse_models=True, distribute=None):
     """Train one strategy on one task and record its learning curves.
 
     Args:
@@ -84,6 +90,12 @@ def train_run(splits, strategy, backbone="resnet50", weights="embedded", image_s
         cache_dir: Package cache folder.
         verbose: 0 silent, 1 progress bars, 2 one line per epoch.
         weights_options: Extra options for `weights="embedded"`.
+        reuse_models: Reuse the compiled model of an earlier run with the same
+            configuration in this process (see `model_pool`); the numbers are
+            those of a new model, only Keras's tracing is saved.
+        distribute: A `tf.distribute.Strategy` (e.g. `MirroredStrategy` over
+            several GPUs, `MultiWorkerMirroredStrategy` across machines) under
+            which the model is built and trained; None trains on one device.
 
     Returns:
         A `RunResult`.
@@ -103,23 +115,38 @@ def train_run(splits, strategy, backbone="resnet50", weights="embedded", image_s
     set_seed(seed)
     phase_starts = []
     if strategy == "feature_extraction" and use_feature_cache and not augment:
-        built = _feature_head(splits, backbone, weights, size, hidden_units, dropout, seed,
-                              learning_rate, cache_dir, weights_options)
-        datasets = [_feature_dataset(f, d.labels, batch_size, i == 0, seed)
+        with _scope(distribute):
+            built = _feature_head(splits, backbone, weights, size, hidden_units, dropout, seed,
+                                  learning_rate, cache_dir, weights_options)
+        datasets = [_feature_dataset(f, d.labels, batch_size if i == 0 else EVAL_BATCH_SIZE, i == 0, seed)
                     for i, (f, d) in enumerate(zip(built.pop("features"),
                                                    (splits.train, splits.validation, splits.test)))]
         model, trainable, frozen = built["model"], built["trainable"], built["frozen"]
         history = fit_with_curves(model, datasets[0], datasets[1], epochs, verbose=verbose)
     else:
-        built = build_strategy(strategy, backbone, weights, num_classes, size, freeze_stage,
-                               learning_rate, hidden_units, dropout, seed, augment, **weights_options)
-        datasets = [make_dataset(d, size, built.preprocess, batch_size, shuffle=i == 0, seed=seed)
-                    for i, d in enumerate((splits.train, splits.validation, splits.test))]
-        model = built.model
+        def build(kind=strategy, rate=learning_rate):
+            return build_strategy(kind, backbone, weights, num_classes, size, freeze_stage, rate,
+                                  hidden_units, dropout, seed, augment, **weights_options)
+
+        acquire = model_pool.acquire if reuse_models else _fresh
+        key = (strategy, backbone, str(weights), size, num_classes, freeze_stage, learning_rate,
+               tuple(hidden_units), dropout, augment, repr(sorted(weights_options.items())),
+               id(distribute))
         history = None
-        if strategy == "fine_tune" and head_epochs:
-            history = _train_head_first(built, datasets, head_epochs, verbose)
-            phase_starts = [head_epochs + 1]
+        with _scope(distribute):
+            if strategy == "fine_tune" and head_epochs:
+                # Phase one trains the head on the frozen base (a feature-extraction model with
+                # the same layers); phase two starts from its state with the later stages unfrozen.
+                head_phase = acquire(("head_phase", *key), lambda: build("feature_extraction", None))
+                datasets = _image_datasets(splits, size, head_phase.preprocess, batch_size, seed)
+                history = fit_with_curves(head_phase.model, datasets[0], datasets[1], head_epochs,
+                                          verbose=verbose)
+                built = acquire(key, build, state=head_phase.model)
+                phase_starts = [head_epochs + 1]
+            else:
+                built = acquire(key, build)
+                datasets = _image_datasets(splits, size, built.preprocess, batch_size, seed)
+        model = built.model
         history = fit_with_curves(model, datasets[0], datasets[1], epochs - (head_epochs if phase_starts else 0),
                                   history, verbose)
         trainable, frozen = built.trainable_params, built.non_trainable_params
@@ -140,21 +167,24 @@ def train_run(splits, strategy, backbone="resnet50", weights="embedded", image_s
     )
 
 
-def _train_head_first(built, datasets, head_epochs, verbose):
-    """Phase one of two-phase fine-tuning: train the head on a frozen base, then unfreeze.
+def _image_datasets(splits, size, preprocess, batch_size, seed):
+    """Train (shuffled), validation and test pipelines; evaluation uses larger batches."""
+    return [make_dataset(data, size, preprocess, batch_size if index == 0 else EVAL_BATCH_SIZE,
+                         shuffle=index == 0, seed=seed)
+            for index, data in enumerate((splits.train, splits.validation, splits.test))]
 
-    Returns:
-        The curves of phase one (epoch 0 included).
-    """
-    trainable_layers = {layer.name: layer.trainable for layer in built.base.layers}
-    built.base.trainable = False
-    compile_model(built.model, DEFAULT_LEARNING_RATES["feature_extraction"])
-    history = fit_with_curves(built.model, datasets[0], datasets[1], head_epochs, verbose=verbose)
-    built.base.trainable = True
-    for layer in built.base.layers:
-        layer.trainable = trainable_layers[layer.name]
-    compile_model(built.model, built.learning_rate)
-    return history
+
+def _fresh(key, build, state=None):
+    """`model_pool.acquire` without the pool: always a new model (and new traced functions)."""
+    built = build()
+    if state is not None:
+        model_pool.copy_state(state, built.model)
+    return built
+
+
+def _scope(distribute):
+    """`distribute.scope()`, or a no-op context without a distribution strategy."""
+    return distribute.scope() if distribute is not None else contextlib.nullcontext()
 
 
 def _feature_head(splits, backbone, weights, size, hidden_units, dropout, seed, learning_rate,
