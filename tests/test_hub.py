@@ -124,6 +124,20 @@ def test_keras_export_serve_endpoint(tmp_path):
     assert count_params(layer.trainable_weights) == 3 * 3 * 3 * 8 + 8 + 2 * 8
 
 
+def test_savedmodel_with_only_a_serving_signature(tmp_path):
+    base = tiny_base(seed=2)
+    module = tf.Module()
+    module.base_variables = list(base.weights)
+    serve = tf.function(lambda images: {"features": base(images, training=False)})
+    signature = serve.get_concrete_function(tf.TensorSpec((None, 32, 32, 3), tf.float32, name="images"))
+    tf.saved_model.save(module, str(tmp_path / "signature"), signatures=signature)
+    layer = hub.HubFeatureVector(tmp_path / "signature", trainable=True)
+    x = images01(4)
+    np.testing.assert_allclose(layer(x).numpy(), base(x).numpy(), atol=1e-5)
+    assert count_params(layer.trainable_weights) == 3 * 3 * 3 * 8 + 8 + 2 * 8
+    assert count_params(layer.weights) == base.count_params()
+
+
 def test_feature_extraction_and_fine_tuning_runs(tiny, splits, cache_dir):
     name = f"hub:{tiny[1]}"
     options = dict(backbone=name, weights="hub", epochs=2, seed=0, batch_size=8, verbose=0)

@@ -94,37 +94,48 @@ def load_hub_object(handle):
 
 
 def _call_endpoint(loaded):
-    """The function to call on a loaded SavedModel and whether it takes a `training` argument."""
-    candidates = [getattr(loaded, "__call__", None), getattr(loaded, "serve", None)]
-    for function in candidates:
+    """How to call a loaded SavedModel.
+
+    Returns:
+        `(function, input_spec, accepts_training, concrete_functions)`.
+
+    Raises:
+        ValueError: no endpoint that takes one image batch and returns one tensor.
+    """
+    for function in (getattr(loaded, "__call__", None), getattr(loaded, "serve", None)):
         concrete = list(getattr(function, "concrete_functions", []))
         if concrete:
-            args, kwargs = concrete[0].structured_input_signature
+            args, _ = concrete[0].structured_input_signature
             accepts_training = any(len(c.structured_input_signature[0]) > 1
                                    or "training" in c.structured_input_signature[1] for c in concrete)
-            return function, args[0] if args else None, accepts_training
+            return function, args[0] if args else None, accepts_training, concrete
     signatures = getattr(loaded, "signatures", {})
-    if "serving_default" in signatures:
-        signature = signatures["serving_default"]
-        (spec,) = signature.structured_input_signature[1].values() or (None,)
+    signature = signatures.get("serving_default")
+    if signature is not None:
+        inputs = signature.structured_input_signature[1]
         outputs = list(signature.structured_outputs)
+        if len(inputs) == 1 and len(outputs) == 1:
+            (input_name, spec), output_name = next(iter(inputs.items())), outputs[0]
 
-        def call_signature(images):
-            return signature(images)[outputs[0]] if len(outputs) == 1 else signature(images)
+            def call_signature(images):
+                return signature(**{input_name: images})[output_name]
 
-        return call_signature, spec, False
+            return call_signature, spec, False, [signature]
+        raise ValueError(f"The SavedModel's 'serving_default' signature takes {sorted(inputs)} and "
+                         f"returns {outputs}. Expected one image input and one output.")
     raise ValueError(
         "The SavedModel has neither a __call__ function (TF-Hub convention), a 'serve' endpoint "
         f"(keras.Model.export) nor a 'serving_default' signature. Found: {sorted(signatures)}.")
 
 
-def _variables_of(loaded, function):
+def _variables_of(loaded, concrete_functions):
     """`(variable, trainable)` pairs of a loaded SavedModel, each variable once."""
     if hasattr(loaded, "variables"):
         trainable_ids = {id(v) for v in getattr(loaded, "trainable_variables", [])}
         return [(v, id(v) in trainable_ids) for v in loaded.variables]
+    # No variable lists saved: take those the call reads, as they were saved.
     seen, pairs = set(), []
-    for concrete in getattr(function, "concrete_functions", []):
+    for concrete in concrete_functions:
         for variable in concrete.variables:
             if id(variable) not in seen:
                 seen.add(id(variable))
@@ -162,8 +173,9 @@ class HubFeatureVector(keras.layers.Layer):
         self.handle = str(handle)
         self.use_training_mode = bool(use_training_mode)
         self._loaded = load_hub_object(self.handle)
-        self._function, self.input_spec_of_model, self.accepts_training = _call_endpoint(self._loaded)
-        for variable, is_trainable in _variables_of(self._loaded, self._function):
+        self._function, self.input_spec_of_model, self.accepts_training, concrete = _call_endpoint(
+            self._loaded)
+        for variable, is_trainable in _variables_of(self._loaded, concrete):
             # Wrapping keeps the SavedModel's own tf.Variable (the function reads
             # it); the name drops ":0" and "/", which Keras variable names and
             # optimizer slot names do not accept.
