@@ -24,9 +24,11 @@ from tlhelpers.backbones import build_base
         (["--image-size", "16"], "at least 32"),
         (["--labels-per-class", "0"], "labels_per_class=[0]"),
         (["--labels-per-class", "1990"], "Class 'Sandal' has 2000 training examples"),
+        (["--distribute", "multi-worker"], "without TF_CONFIG"),
     ],
 )
-def test_bad_input_gives_one_clear_message(argv, message, capsys, tmp_path):
+def test_bad_input_gives_one_clear_message(argv, message, capsys, tmp_path, monkeypatch):
+    monkeypatch.delenv("TF_CONFIG", raising=False)
     code = cli.main(["run", "--out", str(tmp_path / "r"), "--quiet", *argv])
     err = capsys.readouterr().err
     assert code == 2

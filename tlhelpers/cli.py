@@ -19,6 +19,7 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from tlhelpers.backbones import BACKBONES
+from tlhelpers.distribution import DISTRIBUTE_CHOICES
 from tlhelpers.models import STRATEGIES
 
 EXIT_BAD_INPUT = 2
@@ -70,6 +71,9 @@ def build_parser():
                      help="validation examples per class, from the training pool (default: %(default)s)")
     run.add_argument("--test-per-class", type=int, default=defaults.test_per_class,
                      help="test on a fixed subset of N examples per class (default: %(default)s; 0 = all)")
+    run.add_argument("--distribute", default=defaults.distribute, choices=DISTRIBUTE_CHOICES,
+                     help="train on every GPU (mirrored) or on several machines configured by "
+                          "TF_CONFIG (multi-worker) (default: %(default)s)")
     run.add_argument("--out", default="report", help="report directory (default: %(default)s)")
     run.add_argument("--quiet", action="store_true", help="no progress output")
 
@@ -105,7 +109,8 @@ def _config_from(args):
         head_epochs=args.head_epochs, freeze_stage=args.freeze_stage, image_size=args.image_size,
         dataset=args.dataset, source_classes=_classes(args.source_classes),
         target_classes=_classes(args.target_classes or defaults.target_classes),
-        validation_per_class=args.validation_per_class, test_per_class=args.test_per_class or None)
+        validation_per_class=args.validation_per_class, test_per_class=args.test_per_class or None,
+        distribute=args.distribute)
 
 
 def command_run(args):

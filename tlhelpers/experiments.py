@@ -14,6 +14,7 @@ from pathlib import Path
 
 from tlhelpers import datasets
 from tlhelpers.backbones import BACKBONES, build_base, check_image_size, get_backbone, is_hub_name
+from tlhelpers.distribution import check_distribute, make_strategy
 from tlhelpers.models import STRATEGIES
 from tlhelpers.photos import PHOTO_DATASETS, load_photo_dataset
 from tlhelpers.report import load_results, results_payload
@@ -44,7 +45,8 @@ class ExperimentConfig:
         test_per_class: Test on a fixed subset of this many examples per class
             (None: the whole test split). The default, 150 of the embedded
             test split's 500, shortens every run's final evaluation.
-        batch_size: Training batch size.
+        batch_size: Training batch size (the global batch under a distribution strategy).
+        distribute: `"none"`, `"mirrored"` or `"multi-worker"` (see `tlhelpers.distribution`).
     """
 
     backbones: tuple = ("resnet50",)
@@ -62,6 +64,7 @@ class ExperimentConfig:
     validation_per_class: int = 20
     test_per_class: int | None = 150
     batch_size: int = 16
+    distribute: str = "none"
 
     def to_dict(self):
         return {key: list(value) if isinstance(value, tuple) else value
@@ -82,6 +85,7 @@ def check_config(config):
     """
     _check_choices("backbones", config.backbones, (*BACKBONES, *filter(is_hub_name, config.backbones)))
     _check_choices("strategies", config.strategies, STRATEGIES)
+    check_distribute(config.distribute)
     for name in config.backbones:
         spec = get_backbone(name)
         check_image_size(spec, config.image_size)
@@ -173,6 +177,7 @@ def run_experiment(config=None, verbose=1, on_result=None):
             build_base(name, config.weights, config.image_size, **options)
     runs = [run for run in plan(config)
             if run[3] != "small_cnn" or run[0] == config.backbones[0]]
+    distribute = make_strategy(config.distribute)
     results = []
     for index, (backbone, n, seed, strategy) in enumerate(runs, start=1):
         if verbose:
@@ -182,7 +187,8 @@ def run_experiment(config=None, verbose=1, on_result=None):
             splits[(n, seed)], strategy, backbone, config.weights, config.image_size, config.epochs,
             seed, head_epochs=config.head_epochs if strategy == "fine_tune" else 0,
             freeze_stage=config.freeze_stage, batch_size=config.batch_size,
-            verbose=0 if verbose < 2 else 2, weights_options={**weights_options, "verbose": 0})
+            verbose=0 if verbose < 2 else 2, weights_options={**weights_options, "verbose": 0},
+            distribute=distribute)
         if verbose:
             print(f"    test accuracy {result.test_accuracy:.3f} "
                   f"(validation {result.history['val_accuracy'][-1]:.3f}) in {result.wall_time_s:.0f} s",
