@@ -1,4 +1,5 @@
 # Everything runs inside .venv, created on first use.
+SHELL := /bin/bash
 VENV ?= .venv
 PYTHON ?= python3
 PY := $(VENV)/bin/python
@@ -11,7 +12,7 @@ export TF_CPP_MIN_LOG_LEVEL := 3
 NOTEBOOKS := $(sort $(wildcard notebooks/*.ipynb))
 NBVAL := --nbval-lax --nbval-sanitize-with notebooks/sanitize.cfg --nbval-cell-timeout=1800
 
-.PHONY: venv test unit run notebooks source-models
+.PHONY: venv test unit run notebooks source-models bench bench-cold
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -47,3 +48,13 @@ run: $(STAMP)
 source-models: $(STAMP)
 	$(PY) -m tlhelpers source-model --backbone resnet50
 	$(PY) -m tlhelpers source-model --backbone vgg16
+
+## make bench: benchmarks 1-4 with a warm cache (about 25 min); figures also go to bench/results.txt.
+bench: $(STAMP)
+	set -o pipefail; ( for script in feature_cache pipeline main_command notebooks; do \
+		$(PY) bench/$$script.py || exit 1; done ) 2>&1 | grep -v '^I0000\|^WARNING: All log' | tee bench/results.txt
+
+## make bench-cold: the cold-cache figures and source-model training (about 60 min).
+bench-cold: $(STAMP)
+	set -o pipefail; ( $(PY) bench/main_command.py --cold && $(PY) bench/notebooks.py --cold \
+		&& $(PY) bench/source_models.py ) 2>&1 | grep -v '^I0000\|^WARNING: All log' | tee bench/results-cold.txt

@@ -171,18 +171,16 @@ def build_base(name, weights=None, image_size=32, pooling="avg", **embedded_opti
 
 
 def _build_imagenet(spec, input_shape, pooling):
-    """Build with ImageNet weights, turning Keras's bare download failure into advice."""
+    """Build with ImageNet weights fetched through `downloads` (hash-checked, mirror-aware).
+
+    Offline and not cached, `downloads.DownloadError` (a `WeightsUnavailableError`)
+    names the file, its md5, the cache folder and how to provide it by hand.
+    """
+    from tlhelpers.downloads import fetch_imagenet_weights
+
     try:
-        return spec.builder(include_top=False, weights="imagenet", input_shape=input_shape,
-                            pooling=pooling)
-    except Exception as error:  # Keras raises a bare Exception("URL fetch failure ...").
-        if "URL fetch failure" not in str(error) and "HTTP" not in str(error):
-            raise
-        cache = keras_cache_dir()
-        raise WeightsUnavailableError(
-            f"ImageNet weights for {spec.name} are not in the Keras cache and could not be "
-            f"downloaded ({str(error).splitlines()[0][:160]}). Expected file: "
-            f"{spec.imagenet_file} (md5 {spec.imagenet_md5}) in {cache}. Copy it there from "
-            f"a machine that is online (Keras puts it in ~/.keras/models/), pass its path as "
-            f"weights=..., or use weights='embedded' for the offline profile."
-        ) from None
+        path = fetch_imagenet_weights(spec.name, cache_dir=keras_cache_dir().parent)
+    except WeightsUnavailableError as error:
+        raise type(error)(f"{error} Without a download, weights='embedded' runs the offline "
+                          "profile.") from None
+    return spec.builder(include_top=False, weights=str(path), input_shape=input_shape, pooling=pooling)

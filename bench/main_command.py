@@ -1,0 +1,49 @@
+"""Benchmark 3: the main command with `make run`'s defaults, warm and (optionally) cold.
+
+Warm: the embedded source model is already cached. Cold (`--cold`): an empty
+package cache, so the run includes training the source model. Prints wall
+time and the peak resident memory of the command.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+
+from common import machine, report, timed
+
+
+def run_command(out, cache=None):
+    """Run `python -m tlhelpers run` in a child process; return its exit code."""
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    if cache:
+        env["TLHELPERS_CACHE"] = cache
+    command = [sys.executable, "-m", "tlhelpers", "run", "--quiet", "--out", out]
+    return subprocess.run(command, env=env, check=True).returncode
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cold", action="store_true", help="also run with an empty package cache")
+    args = parser.parse_args()
+
+    print(machine())
+    rows = []
+    with tempfile.TemporaryDirectory() as scratch:
+        kinds = [("warm", None)] + ([("cold", os.path.join(scratch, "cache"))] if args.cold else [])
+        for kind, cache in kinds:
+            _, seconds = timed(run_command, os.path.join(scratch, kind), cache)
+            rows.append((f"{kind}: wall time", f"{seconds:.0f} s ({seconds / 60:.1f} min)"))
+    # ru_maxrss of finished children is in kilobytes on Linux: the largest child's peak.
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024 ** 2
+    rows.append(("peak resident memory (largest run)", f"{peak:.2f} GB"))
+    report("Main command (make run defaults: 12 runs of ResNet50 at 32 px)", rows,
+           target="warm under 5 min, cold under 10 min, peak memory under 3 GB")
+
+
+if __name__ == "__main__":
+    main()
