@@ -25,7 +25,7 @@ venv: $(STAMP)
 
 ## make test: unit tests and the notebook regression check (offline profile).
 test: $(STAMP)
-	TLHELPERS_PROFILE=offline $(PY) -m pytest -q -W ignore::DeprecationWarning tests $(NBVAL) notebooks
+	TLHELPERS_PROFILE=offline $(PY) -m pytest -q --durations=15 -W ignore::DeprecationWarning tests $(NBVAL) notebooks
 
 ## make unit: the unit tests only.
 unit: $(STAMP)

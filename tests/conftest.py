@@ -8,6 +8,17 @@ import numpy as np
 import pytest
 
 
+@pytest.fixture(scope="module")
+def splits():
+    """A tiny target task: 4 labels and 4 validation examples per class, 50 test examples."""
+    from tlhelpers import datasets
+
+    pool, test = datasets.load_embedded(datasets.DEFAULT_TARGET_CLASSES)
+    splits = datasets.make_splits(pool, test, labels_per_class=4, validation_per_class=4, seed=0)
+    splits.test = test.subset(np.arange(0, len(test), 50))
+    return splits
+
+
 @pytest.fixture
 def cache_dir(tmp_path, monkeypatch):
     """A private, empty package cache for one test."""

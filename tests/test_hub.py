@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tlhelpers import datasets, hub, models, training
+from tlhelpers import hub, models, training
 from tlhelpers.backbones import build_base, get_backbone
 from tlhelpers.experiments import ExperimentConfig, check_config
 from tlhelpers.models import count_params
@@ -38,14 +38,6 @@ def tiny(tmp_path_factory):
     base = tiny_base()
     path = hub.export_feature_vector(base, tmp_path_factory.mktemp("hub") / "tiny", preprocess=centre)
     return base, path
-
-
-@pytest.fixture(scope="module")
-def splits():
-    pool, test = datasets.load_embedded(datasets.DEFAULT_TARGET_CLASSES)
-    splits = datasets.make_splits(pool, test, labels_per_class=4, validation_per_class=4, seed=0)
-    splits.test = test.subset(np.arange(0, len(test), 50))
-    return splits
 
 
 def images01(count=8, seed=0):

@@ -6,19 +6,11 @@ import keras
 import numpy as np
 import pytest
 
-from tlhelpers import datasets, features, models, source_models, training
+from tlhelpers import features, models, source_models, training
 from tlhelpers.backbones import build_base, get_backbone
 from tlhelpers.models import build_strategy
 
 TINY_RECIPE = {"epochs": 1, "learning_rate": 1e-4, "batch_size": 8, "examples_per_class": 4}
-
-
-@pytest.fixture(scope="module")
-def splits():
-    pool, test = datasets.load_embedded(datasets.DEFAULT_TARGET_CLASSES)
-    splits = datasets.make_splits(pool, test, labels_per_class=4, validation_per_class=4, seed=0)
-    splits.test = test.subset(np.arange(0, len(test), 50))
-    return splits
 
 
 def test_run_records_epoch_zero_and_every_epoch(splits, cache_dir):
