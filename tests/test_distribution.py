@@ -65,3 +65,11 @@ def test_distribute_names_are_checked(monkeypatch):
     monkeypatch.setenv("TF_CONFIG", "{not json")
     with pytest.raises(ValueError, match="not JSON"):
         distribution.check_distribute("multi-worker")
+
+
+def test_names_resolve_to_one_strategy_per_process():
+    assert distribution.resolve("none") is None and distribution.resolve(None) is None
+    mirrored = distribution.make_strategy("mirrored")
+    assert distribution.resolve("mirrored") is mirrored
+    assert distribution.resolve(mirrored) is mirrored
+    assert mirrored.num_replicas_in_sync >= 1

@@ -439,3 +439,22 @@ def test_real_imagenet_weights(name, tmp_path):
         pytest.skip("no internet: the real weights cannot be fetched")
     path = downloads.fetch_imagenet_weights(name, cache_dir=tmp_path)
     assert downloads.file_digest(path, "md5") == backbones.BACKBONES[name].imagenet_md5
+
+
+def test_imagenet_profile_loads_its_photo_dataset_through_the_mirror(keras_dir, tmp_path, monkeypatch):
+    from tlhelpers import profiles
+
+    counts = {("", "daisy"): 4, ("", "roses"): 4, ("", "tulips"): 4}
+    data = photo_archive(tmp_path, "flower_photos", counts, kind="tar")
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    spec = register(monkeypatch, "flowers", data, ["https://unreachable.invalid/x.tgz"], "flower_photos",
+                    counts, kind="tar")
+    (mirror / spec.archive).write_bytes(data)
+    monkeypatch.setenv(downloads.MIRROR_ENV, mirror.as_uri())
+    profile = profiles.get_profile("imagenet")
+    pool, test = profiles.load_target_task(profile, image_size=48)
+    assert pool.class_names == ("daisy", "roses", "tulips")
+    assert pool.images.shape[1:] == (48, 48, 3) and len(pool) + len(test) == 12
+    offline_pool, _ = profiles.load_target_task(profiles.get_profile("offline"))
+    assert offline_pool.class_names == ("Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")

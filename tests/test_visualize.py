@@ -17,7 +17,8 @@ def test_profiles(monkeypatch):
     monkeypatch.delenv("TLHELPERS_PROFILE", raising=False)
     assert profiles.get_profile()["weights"] == "embedded"
     monkeypatch.setenv("TLHELPERS_PROFILE", "imagenet")
-    assert profiles.get_profile() == {"name": "imagenet", "weights": "imagenet", "image_size": 96}
+    assert profiles.get_profile() == {"name": "imagenet", "weights": "imagenet", "image_size": 224,
+                                      "dataset": "flowers"}
     assert profiles.get_profile("offline")["image_size"] == 32
     with pytest.raises(ValueError, match="Received profile='online'"):
         profiles.get_profile("online")

@@ -18,6 +18,7 @@ statistics of any BatchNormalization layer that trains).
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 
@@ -45,6 +46,9 @@ def check_distribute(name):
 def make_strategy(name="none", devices=None):
     """The `tf.distribute.Strategy` for `name`, or None for one device.
 
+    The same name gives the same strategy object within a process, so runs
+    under it can reuse their compiled models (see `model_pool`).
+
     Args:
         name: One of `DISTRIBUTE_CHOICES`.
         devices: For `"mirrored"`: device names (default: every GPU, else the CPU).
@@ -58,11 +62,22 @@ def make_strategy(name="none", devices=None):
     check_distribute(name)
     if name == "none":
         return None
+    return _strategy(name, tuple(devices) if devices else None)
+
+
+@functools.lru_cache(maxsize=None)
+def _strategy(name, devices):
+    """One strategy object per name and devices (multi-worker may only be created once)."""
     import tensorflow as tf
 
     if name == "mirrored":
-        return tf.distribute.MirroredStrategy(devices)
+        return tf.distribute.MirroredStrategy(list(devices) if devices else None)
     return tf.distribute.MultiWorkerMirroredStrategy()
+
+
+def resolve(distribute):
+    """A strategy object from `distribute`: a name (see `make_strategy`), a strategy, or None."""
+    return make_strategy(distribute) if isinstance(distribute, str) else distribute
 
 
 def split_cpu(num_devices=2):

@@ -9,7 +9,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tlhelpers import model_pool
+from tlhelpers import distribution, model_pool
 from tlhelpers.backbones import build_base, check_image_size, get_backbone
 from tlhelpers.models import (
     DEFAULT_LEARNING_RATES, build_head, build_strategy, compile_model, count_params,
@@ -95,7 +95,9 @@ def train_run(splits, strategy, backbone="resnet50", weights="embedded", image_s
             those of a new model, only Keras's tracing is saved.
         distribute: A `tf.distribute.Strategy` (e.g. `MirroredStrategy` over
             several GPUs, `MultiWorkerMirroredStrategy` across machines) under
-            which the model is built and trained; None trains on one device.
+            which the model is built and trained, or its name (`"none"`,
+            `"mirrored"`, `"multi-worker"`; see `tlhelpers.distribution`);
+            None trains on one device.
 
     Returns:
         A `RunResult`.
@@ -111,6 +113,7 @@ def train_run(splits, strategy, backbone="resnet50", weights="embedded", image_s
     weights_options = dict(weights_options or {}, cache_dir=cache_dir)
     if weights != "embedded":
         weights_options = {}
+    distribute = distribution.resolve(distribute)
     started = time.perf_counter()
     set_seed(seed)
     phase_starts = []
