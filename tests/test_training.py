@@ -183,3 +183,20 @@ def test_copy_state_refuses_different_models():
     other = models.build_small_cnn((32, 32), 3)[0]
     with pytest.raises(ValueError, match="variables differ"):
         model_pool.copy_state(small, other)
+
+
+def test_pool_shares_graphs_across_learning_rates_and_default_freeze_stage(splits, cache_dir):
+    from tlhelpers import model_pool
+
+    model_pool.clear()
+    options = dict(strategy="fine_tune", backbone="vgg16", weights=None, epochs=1, seed=0, batch_size=8,
+                   verbose=0)
+    training.train_run(splits, freeze_stage=None, **options)
+    named = training.train_run(splits, freeze_stage=models.DEFAULT_FREEZE_STAGE, **options)
+    faster = training.train_run(splits, learning_rate=1e-3, **options)
+    assert len(model_pool.pooled_keys()) == 1
+    assert named.config["freeze_stage"] == models.DEFAULT_FREEZE_STAGE
+    # The reused model trains with the run's own learning rate: same numbers as a new model.
+    fresh = training.train_run(splits, learning_rate=1e-3, reuse_models=False, **options)
+    assert faster.history == fresh.history and faster.test_accuracy == fresh.test_accuracy
+    assert faster.history != named.history

@@ -55,17 +55,19 @@ def reset_optimizer(model, learning_rate):
     optimizer.learning_rate = learning_rate
 
 
-def acquire(key, build, state=None):
+def acquire(key, build, state=None, learning_rate=None):
     """A compiled `StrategyModel` for configuration `key`, in the state of a fresh build.
 
     Args:
         key: Hashable description of everything that changes the graph
             (strategy, backbone, weights, input size, classes, freezing,
-            learning rate, head options, distribution strategy).
+            head options, distribution strategy; not the learning rate).
         build: Builds a new `StrategyModel` for this configuration (seeded
             by the caller).
         state: A model whose state the run should start from instead of a
             fresh build (the head-trained model in two-phase fine-tuning).
+        learning_rate: The run's learning rate; a pooled model trained with
+            another one is reused with this one.
 
     Returns:
         The pooled `StrategyModel`, ready to train.
@@ -74,6 +76,8 @@ def acquire(key, build, state=None):
         _pool.move_to_end(key)
         entry = _pool[key]
         copy_state(state if state is not None else build().model, entry.model)
+        # The learning rate is an optimizer variable, not part of the traced graph.
+        entry.learning_rate = learning_rate or entry.learning_rate
         reset_optimizer(entry.model, entry.learning_rate)
         return entry
     entry = build()

@@ -134,6 +134,19 @@ def batchnorm_statistics(base):
             if isinstance(layer, keras.layers.BatchNormalization)}
 
 
+def strategy_learning_rate(strategy, backbone="resnet50", learning_rate=None):
+    """The Adam learning rate a strategy trains with.
+
+    `learning_rate` when given, else the strategy's default
+    (`DEFAULT_LEARNING_RATES`; scratch: the backbone's own, see `BackboneSpec`).
+    """
+    if learning_rate:
+        return learning_rate
+    if strategy == "scratch":
+        return get_backbone(backbone).scratch_learning_rate
+    return DEFAULT_LEARNING_RATES[strategy]
+
+
 def compile_model(model, learning_rate):
     """Compile with Adam and sparse cross-entropy (call again after any `trainable` change)."""
     model.compile(optimizer=keras.optimizers.Adam(learning_rate),
@@ -190,9 +203,9 @@ def build_strategy(strategy, backbone="resnet50", weights="embedded", num_classe
         raise ValueError(f"Received strategy={strategy!r}. Expected one of: {', '.join(STRATEGIES)}.")
     spec = get_backbone(backbone)
     size = check_image_size(spec, image_size)
+    rate = strategy_learning_rate(strategy, backbone, learning_rate)
     if strategy == "small_cnn":
         model, head = build_small_cnn(size, num_classes, seed, dropout)
-        rate = learning_rate or DEFAULT_LEARNING_RATES["small_cnn"]
         compile_model(model, rate)
         return StrategyModel(model, None, head, strategy, "A small CNN; every layer trains from random "
                              "weights.", rate, lambda x: x)
@@ -211,12 +224,10 @@ def build_strategy(strategy, backbone="resnet50", weights="embedded", num_classe
     if strategy == "scratch":
         features = base(x)
         description = f"{backbone} with random weights; every layer trains."
-        rate = learning_rate or spec.scratch_learning_rate
     elif strategy == "feature_extraction":
         base.trainable = False
         features = base(x, training=False)
         description = f"{backbone} ({weights} weights) frozen; only the head trains."
-        rate = learning_rate or DEFAULT_LEARNING_RATES["feature_extraction"]
     elif spec.hub_handle is not None:
         # Per layer: `base.trainable = True` on a model that already reports
         # True returns early (Keras 3 on TensorFlow) and leaves the frozen
@@ -226,7 +237,6 @@ def build_strategy(strategy, backbone="resnet50", weights="embedded", num_classe
         features = base(x, training=False)
         description = (f"{backbone} fine-tuned as one layer (all its variables train, in inference "
                        "mode: BatchNormalization statistics fixed) together with the head.")
-        rate = learning_rate or DEFAULT_LEARNING_RATES["fine_tune"]
     else:
         stage = DEFAULT_FREEZE_STAGE if freeze_stage is None else freeze_stage
         freeze_up_to(base, spec.stage_ends, stage, freeze_batchnorm)
@@ -235,7 +245,6 @@ def build_strategy(strategy, backbone="resnet50", weights="embedded", num_classe
         description = (f"{backbone} ({weights} weights) frozen up to stage {stage} ({frozen_to}); "
                        "later stages and the head train; BatchNormalization "
                        f"{'frozen' if freeze_batchnorm else 'NOT frozen (its statistics drift)'}.")
-        rate = learning_rate or DEFAULT_LEARNING_RATES["fine_tune"]
     # A "hub:<path>" name holds slashes, which Keras model names cannot; its base has a clean name.
     model_name = base.name if spec.hub_handle is not None else backbone
     model = keras.Model(inputs, head(features), name=f"{model_name}_{strategy}")

@@ -13,7 +13,8 @@ import tensorflow as tf
 from tlhelpers import distribution, model_pool
 from tlhelpers.backbones import build_base, check_image_size, get_backbone
 from tlhelpers.models import (
-    DEFAULT_LEARNING_RATES, build_head, build_strategy, compile_model, count_params,
+    DEFAULT_FREEZE_STAGE, DEFAULT_LEARNING_RATES, build_head, build_strategy, compile_model, count_params,
+    strategy_learning_rate,
 )
 from tlhelpers.pipeline import make_dataset
 from tlhelpers.results import HISTORY_KEYS, RunResult
@@ -136,22 +137,27 @@ def train_run(splits, strategy, backbone="resnet50", weights="embedded", image_s
                                   hidden_units, dropout, seed, augment, **weights_options)
 
         acquire = model_pool.acquire if reuse_models else _fresh
-        key = (strategy, backbone, str(weights), size, num_classes, freeze_stage, learning_rate,
-               tuple(hidden_units), dropout, augment, repr(sorted(weights_options.items())),
-               id(distribute))
+        # What changes the graph: not the learning rate (an optimizer variable), and the
+        # default freeze stage is the same graph as naming it.
+        stage = (DEFAULT_FREEZE_STAGE if freeze_stage is None else freeze_stage) if strategy == "fine_tune" else None
+        key = (strategy, backbone, str(weights), size, num_classes, stage, tuple(hidden_units), dropout,
+               augment, repr(sorted(weights_options.items())), id(distribute))
         history = None
         with _scope(distribute):
             if strategy == "fine_tune" and head_epochs:
                 # Phase one trains the head on the frozen base (a feature-extraction model with
                 # the same layers); phase two starts from its state with the later stages unfrozen.
-                head_phase = acquire(("head_phase", *key), lambda: build("feature_extraction", None))
+                head_phase = acquire(("head_phase", *key), lambda: build("feature_extraction", None),
+                                     learning_rate=strategy_learning_rate("feature_extraction"))
                 datasets = _image_datasets(splits, size, head_phase.preprocess, batch_size, seed)
                 history = fit_with_curves(head_phase.model, datasets[0], datasets[1], head_epochs,
                                           verbose=verbose)
-                built = acquire(key, build, state=head_phase.model)
+                built = acquire(key, build, state=head_phase.model,
+                                learning_rate=strategy_learning_rate(strategy, backbone, learning_rate))
                 phase_starts = [head_epochs + 1]
             else:
-                built = acquire(key, build)
+                built = acquire(key, build, learning_rate=strategy_learning_rate(strategy, backbone,
+                                                                                 learning_rate))
                 datasets = _image_datasets(splits, size, built.preprocess, batch_size, seed)
         model = built.model
         history = fit_with_curves(model, datasets[0], datasets[1], epochs - (head_epochs if phase_starts else 0),
@@ -181,7 +187,7 @@ def _image_datasets(splits, size, preprocess, batch_size, seed):
             for index, data in enumerate((splits.train, splits.validation, splits.test))]
 
 
-def _fresh(key, build, state=None):
+def _fresh(key, build, state=None, learning_rate=None):
     """`model_pool.acquire` without the pool: always a new model (and new traced functions)."""
     built = build()
     if state is not None:
