@@ -5,6 +5,7 @@ import json
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from tlhelpers import features, models, source_models, training
 from tlhelpers.backbones import build_base, get_backbone
@@ -200,3 +201,23 @@ def test_pool_shares_graphs_across_learning_rates_and_default_freeze_stage(split
     fresh = training.train_run(splits, learning_rate=1e-3, reuse_models=False, **options)
     assert faster.history == fresh.history and faster.test_accuracy == fresh.test_accuracy
     assert faster.history != named.history
+
+
+def test_training_and_evaluation_are_traced_once():
+    # Keras creates optimizer slots and metric variables inside the first traced step
+    # unless they exist already; a tf.function that creates variables is traced twice.
+    traces = []
+
+    def counted(x):
+        traces.append(1)  # Python side effect: runs once per trace, not per step.
+        return x
+
+    inputs = keras.Input((4,))
+    model = keras.Model(inputs, keras.layers.Dense(2, activation="softmax")(keras.layers.Lambda(counted)(inputs)))
+    models.compile_model(model, 1e-2)
+    assert model.optimizer.built
+    data = tf.data.Dataset.from_tensor_slices((np.ones((8, 4), "float32"), np.zeros(8, "int32"))).batch(4)
+    traces.clear()
+    model.fit(data, epochs=2, verbose=0)
+    model.evaluate(data, verbose=0)
+    assert len(traces) == 2, f"{len(traces)} traces of the model: expected one for training, one for evaluation"

@@ -20,6 +20,7 @@ from tlhelpers.backbones import check_image_size, get_backbone
 from tlhelpers.datasets import (
     DEFAULT_SOURCE_CLASSES, EMBEDDED_CLASS_NAMES, EMBEDDED_FILE, load_embedded, resolve_classes,
 )
+from tlhelpers.models import compile_model
 from tlhelpers.results import atomic_output, atomic_write_text
 
 CACHE_ENV = "TLHELPERS_CACHE"
@@ -100,8 +101,7 @@ def train_source_model(backbone, source_classes=DEFAULT_SOURCE_CLASSES, seed=0, 
     if recipe.get("schedule") == "cosine":
         learning_rate = keras.optimizers.schedules.CosineDecay(
             learning_rate, decay_steps=recipe["epochs"] * len(train_ds))
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate),
-                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    compile_model(model, learning_rate)
     test_ds = make_dataset(test, size, spec.preprocess, 256)
     started = time.perf_counter()
     model.fit(train_ds, epochs=recipe["epochs"], shuffle=False, verbose=verbose)
