@@ -13,7 +13,7 @@ import tensorflow as tf
 from tlhelpers import distribution, model_pool
 from tlhelpers.backbones import build_base, check_image_size, get_backbone
 from tlhelpers.models import (
-    DEFAULT_FREEZE_STAGE, DEFAULT_LEARNING_RATES, build_head, build_strategy, compile_model, count_params,
+    DEFAULT_FREEZE_STAGE, build_head, build_strategy, compile_model, count_params,
     strategy_learning_rate,
 )
 from tlhelpers.pipeline import make_dataset
@@ -22,6 +22,10 @@ from tlhelpers.results import HISTORY_KEYS, RunResult
 # Evaluation has no gradients to average: larger batches run faster and give the same
 # accuracy.
 EVAL_BATCH_SIZE = 64
+# A head on cached features takes about a millisecond per batch, so Keras's Python
+# work per batch dominated its epochs: running 64 batches per call made an epoch
+# of 16 training and 2 validation batches 0.080 -> 0.054 s (same numbers).
+FEATURE_HEAD_STEPS_PER_EXECUTION = 64
 
 
 def set_seed(seed):
@@ -143,6 +147,7 @@ def train_run(splits, strategy, backbone="resnet50", weights="embedded", image_s
         key = (strategy, backbone, str(weights), size, num_classes, stage, tuple(hidden_units), dropout,
                augment, repr(sorted(weights_options.items())), id(distribute))
         history = None
+        rate = strategy_learning_rate(strategy, backbone, learning_rate)
         with _scope(distribute):
             if strategy == "fine_tune" and head_epochs:
                 # Phase one trains the head on the frozen base (a feature-extraction model with
@@ -152,12 +157,10 @@ def train_run(splits, strategy, backbone="resnet50", weights="embedded", image_s
                 datasets = _image_datasets(splits, size, head_phase.preprocess, batch_size, seed)
                 history = fit_with_curves(head_phase.model, datasets[0], datasets[1], head_epochs,
                                           verbose=verbose)
-                built = acquire(key, build, state=head_phase.model,
-                                learning_rate=strategy_learning_rate(strategy, backbone, learning_rate))
+                built = acquire(key, build, state=head_phase.model, learning_rate=rate)
                 phase_starts = [head_epochs + 1]
             else:
-                built = acquire(key, build, learning_rate=strategy_learning_rate(strategy, backbone,
-                                                                                 learning_rate))
+                built = acquire(key, build, learning_rate=rate)
                 datasets = _image_datasets(splits, size, built.preprocess, batch_size, seed)
         model = built.model
         history = fit_with_curves(model, datasets[0], datasets[1], epochs - (head_epochs if phase_starts else 0),
@@ -211,6 +214,7 @@ def _feature_head(splits, backbone, weights, size, hidden_units, dropout, seed, 
                 for data in (splits.train, splits.validation, splits.test)]
     set_seed(seed)
     head = build_head(features[0].shape[1:], len(splits.class_names), "avg", hidden_units, dropout, seed)
-    compile_model(head, learning_rate or DEFAULT_LEARNING_RATES["feature_extraction"])
+    compile_model(head, strategy_learning_rate("feature_extraction", backbone, learning_rate),
+                  steps_per_execution=FEATURE_HEAD_STEPS_PER_EXECUTION)
     return {"model": head, "features": features, "trainable": count_params(head.trainable_weights),
             "frozen": count_params(base.weights)}
