@@ -9,7 +9,6 @@ import pytest
 
 from conftest import saturating as shared_saturating, synthetic_run
 from tlhelpers import curves
-from tlhelpers.results import RunResult
 
 
 def saturating(asymptote, y0, tau, last_epoch=20):

@@ -10,7 +10,6 @@ from matplotlib.container import BarContainer, ErrorbarContainer
 
 from conftest import saturating, synthetic_run
 from tlhelpers import curves, plots
-from tlhelpers.results import RunResult
 
 
 def make_run(strategy, labels_per_class, seed, asymptote, test_accuracy, phase_starts=()):

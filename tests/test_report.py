@@ -11,7 +11,6 @@ import pytest
 
 from conftest import saturating, synthetic_run
 from tlhelpers import curves, report
-from tlhelpers.results import RunResult
 
 
 def make_run(strategy, labels_per_class, seed, asymptote, test_accuracy, y0=0.1, tau=None):
