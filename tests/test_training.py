@@ -1,6 +1,7 @@
 """Training runs, two-phase fine-tuning, BatchNormalization, feature cache, source-model cache."""
 
 import json
+import os
 
 import keras
 import numpy as np
@@ -130,6 +131,24 @@ def test_source_model_trained_once_then_loaded(cache_dir, monkeypatch, capsys):
         options = {"recipe": TINY_RECIPE, "seed": 0, **changed}
         with pytest.raises(AssertionError, match="must not be retrained"):
             source_models.get_source_model("vgg16", **options)
+
+
+def test_source_base_weights_are_read_once_per_file_version(cache_dir, monkeypatch):
+    source_models.get_source_model("vgg16", recipe=TINY_RECIPE, verbose=0)
+    reads = []
+    real_get = source_models.get_source_model
+    monkeypatch.setattr(source_models, "get_source_model", lambda *a, **k: reads.append(1) or real_get(*a, **k))
+    first = build_base("vgg16", "embedded", 32, recipe=TINY_RECIPE, verbose=0)
+    second = build_base("vgg16", "embedded", 48, recipe=TINY_RECIPE, verbose=0)
+    assert len(reads) == 1
+    for a, b in zip(first.get_weights(), second.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    # A source model written again (a new modification time) is read again.
+    path = source_models.source_model_path("vgg16", recipe=TINY_RECIPE)
+    stat = path.stat()
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
+    build_base("vgg16", "embedded", 32, recipe=TINY_RECIPE, verbose=0)
+    assert len(reads) == 2
 
 
 def test_interrupted_save_leaves_nothing_that_loads(cache_dir, monkeypatch):
