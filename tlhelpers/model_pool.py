@@ -63,7 +63,8 @@ def acquire(key, build, state=None, learning_rate=None):
             (strategy, backbone, weights, input size, classes, freezing,
             head options, distribution strategy; not the learning rate).
         build: Builds a new `StrategyModel` for this configuration (seeded
-            by the caller).
+            by the caller); `build(compile=False)` may skip compiling, for a
+            model whose state is only copied.
         state: A model whose state the run should start from instead of a
             fresh build (the head-trained model in two-phase fine-tuning).
         learning_rate: The run's learning rate; a pooled model trained with
@@ -75,7 +76,7 @@ def acquire(key, build, state=None, learning_rate=None):
     if key in _pool:
         _pool.move_to_end(key)
         entry = _pool[key]
-        copy_state(state if state is not None else build().model, entry.model)
+        copy_state(state if state is not None else build(compile=False).model, entry.model)
         # The learning rate is an optimizer variable, not part of the traced graph.
         entry.learning_rate = learning_rate or entry.learning_rate
         reset_optimizer(entry.model, entry.learning_rate)

@@ -180,7 +180,7 @@ def build_small_cnn(image_size, num_classes, seed=0, dropout=0.2):
 
 def build_strategy(strategy, backbone="resnet50", weights="embedded", num_classes=5, image_size=32,
                    freeze_stage=None, learning_rate=None, hidden_units=(), dropout=0.2, seed=0,
-                   augment=False, freeze_batchnorm=True, **weights_options):
+                   augment=False, freeze_batchnorm=True, compile=True, **weights_options):
     """Build a compiled model for one strategy.
 
     Args:
@@ -203,6 +203,8 @@ def build_strategy(strategy, backbone="resnet50", weights="embedded", num_classe
         augment: Add random flips and shifts in front of the base.
         freeze_batchnorm: For `"fine_tune"`: keep BatchNormalization frozen
             (the default; False only to demonstrate the statistics drift).
+        compile: False leaves the model uncompiled (a model whose weights are
+            only read, for example by `model_pool`).
         **weights_options: Passed on for `weights="embedded"`.
 
     Returns:
@@ -219,7 +221,8 @@ def build_strategy(strategy, backbone="resnet50", weights="embedded", num_classe
     rate = strategy_learning_rate(strategy, backbone, learning_rate)
     if strategy == "small_cnn":
         model, head = build_small_cnn(size, num_classes, seed, dropout)
-        compile_model(model, rate)
+        if compile:
+            compile_model(model, rate)
         return StrategyModel(model, None, head, strategy, "A small CNN; every layer trains from random "
                              "weights.", rate, lambda x: x)
     if spec.hub_handle is not None:
@@ -261,5 +264,6 @@ def build_strategy(strategy, backbone="resnet50", weights="embedded", num_classe
     # A "hub:<path>" name holds slashes, which Keras model names cannot; its base has a clean name.
     model_name = base.name if spec.hub_handle is not None else backbone
     model = keras.Model(inputs, head(features), name=f"{model_name}_{strategy}")
-    compile_model(model, rate)
+    if compile:
+        compile_model(model, rate)
     return StrategyModel(model, base, head, strategy, description, rate, spec.preprocess)

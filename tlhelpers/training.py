@@ -136,9 +136,9 @@ def train_run(splits, strategy, backbone="resnet50", weights="embedded", image_s
         model, trainable, frozen = built["model"], built["trainable"], built["frozen"]
         history = fit_with_curves(model, datasets[0], datasets[1], epochs, verbose=verbose)
     else:
-        def build(kind=strategy, rate=learning_rate):
+        def build(kind=strategy, rate=learning_rate, compile=True):
             return build_strategy(kind, backbone, weights, num_classes, size, freeze_stage, rate,
-                                  hidden_units, dropout, seed, augment, **weights_options)
+                                  hidden_units, dropout, seed, augment, compile=compile, **weights_options)
 
         acquire = model_pool.acquire if reuse_models else _fresh
         # What changes the graph: not the learning rate (an optimizer variable), and the
@@ -152,7 +152,7 @@ def train_run(splits, strategy, backbone="resnet50", weights="embedded", image_s
             if strategy == "fine_tune" and head_epochs:
                 # Phase one trains the head on the frozen base (a feature-extraction model with
                 # the same layers); phase two starts from its state with the later stages unfrozen.
-                head_phase = acquire(("head_phase", *key), lambda: build("feature_extraction", None),
+                head_phase = acquire(("head_phase", *key), lambda compile=True: build("feature_extraction", None, compile),
                                      learning_rate=strategy_learning_rate("feature_extraction"))
                 datasets = _image_datasets(splits, size, head_phase.preprocess, batch_size, seed)
                 history = fit_with_curves(head_phase.model, datasets[0], datasets[1], head_epochs,
