@@ -29,6 +29,8 @@ def run_command(out, cache=None):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cold", action="store_true", help="also run with an empty package cache")
+    parser.add_argument("--keep", metavar="DIR",
+                        help="write the reports to DIR/warm (and DIR/cold) to compare them with report/")
     args = parser.parse_args()
 
     print(machine())
@@ -36,7 +38,8 @@ def main():
     with tempfile.TemporaryDirectory() as scratch:
         kinds = [("warm", None)] + ([("cold", os.path.join(scratch, "cache"))] if args.cold else [])
         for kind, cache in kinds:
-            _, seconds = timed(run_command, os.path.join(scratch, kind), cache)
+            out = os.path.join(args.keep or scratch, kind)
+            _, seconds = timed(run_command, out, cache)
             rows.append((f"{kind}: wall time", f"{seconds:.0f} s ({seconds / 60:.1f} min)"))
     # ru_maxrss of finished children is in kilobytes on Linux: the largest child's peak.
     peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024 ** 2
