@@ -123,12 +123,16 @@ def train_source_model(backbone, source_classes=DEFAULT_SOURCE_CLASSES, seed=0, 
 def source_model_path(backbone, source_classes=DEFAULT_SOURCE_CLASSES, seed=0, recipe=None,
                       image_size=SOURCE_IMAGE_SIZE, cache_dir=None):
     """Where the source model of these options is (or will be) cached: a `.weights.h5` path."""
-    spec = get_backbone(backbone)
-    size = check_image_size(spec, image_size)
-    names = tuple(EMBEDDED_CLASS_NAMES[i] for i in resolve_classes(source_classes))
-    recipe = dict(RECIPES[backbone] if recipe is None else recipe)
+    size, names, recipe = _resolve_options(backbone, source_classes, recipe, image_size)
     key = source_key(backbone, size, names, seed, recipe)
     return resolve_cache_dir(cache_dir) / "source_models" / f"{backbone}-{size[0]}px-{key}.weights.h5"
+
+
+def _resolve_options(backbone, source_classes, recipe, image_size):
+    """`(size, class names, recipe)`: the options in the form the key and training use."""
+    size = check_image_size(get_backbone(backbone), image_size)
+    names = tuple(EMBEDDED_CLASS_NAMES[i] for i in resolve_classes(source_classes))
+    return size, names, dict(RECIPES[backbone] if recipe is None else recipe)
 
 
 def _info_path(weights_path):
@@ -157,9 +161,7 @@ def get_source_model(backbone, source_classes=DEFAULT_SOURCE_CLASSES, seed=0, re
         `(model, info)`: the full source model (base and source classifier)
         and its metadata, including `source_test_accuracy` and `path`.
     """
-    size = check_image_size(get_backbone(backbone), image_size)
-    names = tuple(EMBEDDED_CLASS_NAMES[i] for i in resolve_classes(source_classes))
-    recipe = dict(RECIPES[backbone] if recipe is None else recipe)
+    size, names, recipe = _resolve_options(backbone, source_classes, recipe, image_size)
     weights_path = source_model_path(backbone, source_classes, seed, recipe, image_size, cache_dir)
     folder = weights_path.parent
     info_path = _info_path(weights_path)
@@ -205,18 +207,17 @@ def load_source_base(backbone, image_size=SOURCE_IMAGE_SIZE, pooling="avg", **op
     return base
 
 
-# Base weights of source models read in this process, by (file, modification time):
-# reading the file builds a whole source model (1.5 s for ResNet50 on 2 cores), and
-# training runs rebuild their base once per run.
+# Base weights of source models read in this process: file -> (modification time,
+# weights). Reading the file builds a whole source model (1.5 s for ResNet50 on 2
+# cores), and training runs rebuild their base once per run.
 _BASE_WEIGHTS = {}
 
 
 def _trained_base_weights(backbone, verbose=1, **options):
-    """The trained base's weights (NumPy arrays), read from the cache once per process."""
+    """The trained base's weights (NumPy arrays), read from the cache once per file version."""
     path = source_model_path(backbone, **options)
-    stamp = (str(path), path.stat().st_mtime_ns) if _is_cached(path) else None
-    if stamp not in _BASE_WEIGHTS:
-        model, info = get_source_model(backbone, verbose=verbose, **options)
-        stamp = (info["path"], Path(info["path"]).stat().st_mtime_ns)
-        _BASE_WEIGHTS[stamp] = model.get_layer(backbone).get_weights()
-    return _BASE_WEIGHTS[stamp]
+    read = _BASE_WEIGHTS.get(path)
+    if read is None or not _is_cached(path) or read[0] != path.stat().st_mtime_ns:
+        model, _ = get_source_model(backbone, verbose=verbose, **options)
+        read = _BASE_WEIGHTS[path] = (path.stat().st_mtime_ns, model.get_layer(backbone).get_weights())
+    return read[1]

@@ -152,7 +152,10 @@ def train_run(splits, strategy, backbone="resnet50", weights="embedded", image_s
             if strategy == "fine_tune" and head_epochs:
                 # Phase one trains the head on the frozen base (a feature-extraction model with
                 # the same layers); phase two starts from its state with the later stages unfrozen.
-                head_phase = acquire(("head_phase", *key), lambda compile=True: build("feature_extraction", None, compile),
+                def build_head_phase(compile=True):
+                    return build("feature_extraction", None, compile)
+
+                head_phase = acquire(("head_phase", *key), build_head_phase,
                                      learning_rate=strategy_learning_rate("feature_extraction"))
                 datasets = _image_datasets(splits, size, head_phase.preprocess, batch_size, seed)
                 history = fit_with_curves(head_phase.model, datasets[0], datasets[1], head_epochs,
