@@ -101,7 +101,9 @@ def train_source_model(backbone, source_classes=DEFAULT_SOURCE_CLASSES, seed=0, 
     if recipe.get("schedule") == "cosine":
         learning_rate = keras.optimizers.schedules.CosineDecay(
             learning_rate, decay_steps=recipe["epochs"] * len(train_ds))
-    compile_model(model, learning_rate)
+    # Keras's own Adam: the cached source models were trained with it, and a
+    # fused kernel (different rounding) would make a retrained model differ.
+    compile_model(model, learning_rate, fused_adam=False)
     test_ds = make_dataset(test, size, spec.preprocess, 256)
     started = time.perf_counter()
     model.fit(train_ds, epochs=recipe["epochs"], shuffle=False, verbose=verbose)
