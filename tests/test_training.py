@@ -1,7 +1,9 @@
 """Training runs, two-phase fine-tuning, BatchNormalization, feature cache, source-model cache."""
 
+import hashlib
 import json
 import os
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -148,6 +150,19 @@ def test_source_base_weights_are_read_once_per_file_version(cache_dir, monkeypat
     stat = path.stat()
     os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
     build_base("vgg16", "embedded", 32, recipe=TINY_RECIPE, verbose=0)
+    assert len(reads) == 2
+
+
+def test_data_file_md5_is_computed_once_per_file_version(tmp_path, monkeypatch):
+    path = tmp_path / "data.npz"
+    path.write_bytes(b"one")
+    reads = []
+    real_read = Path.read_bytes
+    monkeypatch.setattr(Path, "read_bytes", lambda self: reads.append(self) or real_read(self))
+    assert source_models._file_md5(path) == source_models._file_md5(path) == hashlib.md5(b"one").hexdigest()
+    assert len(reads) == 1
+    path.write_bytes(b"two!")
+    assert source_models._file_md5(path) == hashlib.md5(b"two!").hexdigest()
     assert len(reads) == 2
 
 

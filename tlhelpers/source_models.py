@@ -49,8 +49,18 @@ def display_path(path):
     return "~" + text[len(home):] if text.startswith(home + os.sep) else text
 
 
+# md5 of files hashed in this process: path -> ((modification time, size), md5).
+# The embedded data file is 10.9 MB and every source-model key includes its md5.
+_FILE_MD5 = {}
+
+
 def _file_md5(path):
-    return hashlib.md5(Path(path).read_bytes()).hexdigest()
+    stat = Path(path).stat()
+    version = (stat.st_mtime_ns, stat.st_size)
+    known = _FILE_MD5.get(str(path))
+    if known is None or known[0] != version:
+        known = _FILE_MD5[str(path)] = (version, hashlib.md5(Path(path).read_bytes()).hexdigest())
+    return known[1]
 
 
 def source_key(backbone, image_size, source_classes, seed, recipe):
