@@ -11,8 +11,12 @@ export TF_CPP_MIN_LOG_LEVEL := 3
 
 NOTEBOOKS := $(sort $(wildcard notebooks/*.ipynb))
 NBVAL := --nbval-lax --nbval-sanitize-with notebooks/sanitize.cfg --nbval-cell-timeout=1800
+# Test files and notebooks run in WORKERS processes (pytest-xdist), each file on one
+# worker: a training process keeps about 1.2 of 2 cores busy, so two share them well.
+WORKERS ?= 2
+PARALLEL := -n $(WORKERS) --dist loadfile
 
-.PHONY: venv test unit run notebooks source-models bench bench-cold
+.PHONY: venv test unit check-notebooks run notebooks source-models bench bench-cold
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -25,11 +29,17 @@ venv: $(STAMP)
 
 ## make test: unit tests and the notebook regression check (offline profile).
 test: $(STAMP)
-	TLHELPERS_PROFILE=offline $(PY) -m pytest -q --durations=15 -W ignore::DeprecationWarning tests $(NBVAL) notebooks
+	TLHELPERS_PROFILE=offline $(PY) -m pytest -q --durations=15 -W ignore::DeprecationWarning $(PARALLEL) \
+		tests $(NBVAL) notebooks
 
 ## make unit: the unit tests only.
 unit: $(STAMP)
-	$(PY) -m pytest -q -W ignore::DeprecationWarning tests
+	$(PY) -m pytest -q -W ignore::DeprecationWarning $(PARALLEL) tests
+
+## make check-notebooks: the notebook regression check only (PYTEST_ARGS adds options).
+check-notebooks: $(STAMP)
+	TLHELPERS_PROFILE=offline $(PY) -m pytest -q -W ignore::DeprecationWarning $(PARALLEL) $(NBVAL) \
+		$(PYTEST_ARGS) notebooks
 
 ## make notebooks: execute every notebook in place (offline profile) to refresh the stored outputs.
 notebooks: $(STAMP)

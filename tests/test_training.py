@@ -3,6 +3,8 @@
 import hashlib
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import keras
@@ -133,6 +135,20 @@ def test_source_model_trained_once_then_loaded(cache_dir, monkeypatch, capsys):
         options = {"recipe": TINY_RECIPE, "seed": 0, **changed}
         with pytest.raises(AssertionError, match="must not be retrained"):
             source_models.get_source_model("vgg16", **options)
+
+
+def test_processes_asking_at_once_train_a_source_model_once(cache_dir):
+    # What parallel notebook checks do on an empty cache: two processes need the same model.
+    script = ("from tlhelpers import source_models; "
+              f"source_models.get_source_model('vgg16', recipe={TINY_RECIPE!r})")
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    processes = [subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE,
+                                  stderr=subprocess.DEVNULL, text=True, env=env) for _ in range(2)]
+    outputs = [process.communicate(timeout=600)[0] for process in processes]
+    assert [process.returncode for process in processes] == [0, 0], outputs
+    assert sum("Training the embedded vgg16" in out for out in outputs) == 1, outputs
+    assert sum("Loaded embedded vgg16" in out for out in outputs) == 1, outputs
+    assert sorted(path.suffix for path in (cache_dir / "source_models").iterdir()) == [".h5", ".json"]
 
 
 def test_source_base_weights_are_read_once_per_file_version(cache_dir, monkeypatch):

@@ -8,6 +8,7 @@ cache directory, keyed by everything that changes its weights.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -175,28 +176,67 @@ def get_source_model(backbone, source_classes=DEFAULT_SOURCE_CLASSES, seed=0, re
     """
     size, names, recipe = _resolve_options(backbone, source_classes, recipe, image_size)
     weights_path = source_model_path(backbone, source_classes, seed, recipe, image_size, cache_dir)
-    folder = weights_path.parent
     info_path = _info_path(weights_path)
-    if _is_cached(weights_path):
-        model = build_source_model(backbone, size, len(names))
-        model.load_weights(weights_path)
-        info = json.loads(info_path.read_text())
-        if verbose:
-            print(f"Loaded embedded {backbone} source model from {display_path(weights_path)} "
-                  f"(source-task test accuracy {info['source_test_accuracy']:.3f}).")
-        return model, {**info, "path": str(weights_path)}
+    if not _is_cached(weights_path):
+        with _training_lock(weights_path, verbose):
+            # Another process (a notebook run in parallel) may have trained it meanwhile.
+            if not _is_cached(weights_path):
+                return _train_and_cache(backbone, names, seed, recipe, size, weights_path, verbose)
+    model = build_source_model(backbone, size, len(names))
+    model.load_weights(weights_path)
+    info = json.loads(info_path.read_text())
+    if verbose:
+        print(f"Loaded embedded {backbone} source model from {display_path(weights_path)} "
+              f"(source-task test accuracy {info['source_test_accuracy']:.3f}).")
+    return model, {**info, "path": str(weights_path)}
+
+
+def _train_and_cache(backbone, names, seed, recipe, size, weights_path, verbose):
     if verbose:
         print(f"Training the embedded {backbone} source model on {', '.join(names)} "
               f"({recipe['epochs']} epochs at {size[0]}x{size[1]}; first use only, a few minutes "
-              f"on a laptop CPU). It will be cached in {display_path(folder)}.")
+              f"on a laptop CPU). It will be cached in {display_path(weights_path.parent)}.")
     model, info = train_source_model(backbone, names, seed, recipe, size, verbose)
     with atomic_output(weights_path) as temporary:
         model.save_weights(temporary)
-    atomic_write_text(info_path, json.dumps(info, indent=2))
+    atomic_write_text(_info_path(weights_path), json.dumps(info, indent=2))
     if verbose:
         print(f"Source model ready: source-task test accuracy {info['source_test_accuracy']:.3f} "
               f"after {info['train_seconds']:.0f} s of training.")
     return model, {**info, "path": str(weights_path)}
+
+
+@contextlib.contextmanager
+def _training_lock(weights_path, verbose):
+    """Hold `<model>.lock` so that processes needing the same source model train it once.
+
+    Parallel notebook checks start several processes at once; the second to
+    ask waits for the first one's training and then loads its model. The
+    holder removes the lock file when done: a process that still waits on it
+    and one that creates a new one both check the cache again once they hold
+    their lock. Without `fcntl` (Windows) there is no lock: at worst two
+    processes train the same model, and the atomic writes keep the cache whole.
+    """
+    try:
+        import fcntl
+    except ImportError:
+        yield
+        return
+    weights_path.parent.mkdir(parents=True, exist_ok=True)
+    lock_path = weights_path.with_name(weights_path.name.replace(".weights.h5", ".lock"))
+    with open(lock_path, "w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if verbose:
+                print(f"Another process is training the embedded source model {weights_path.name}; "
+                      "waiting for it.")
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            lock_path.unlink(missing_ok=True)
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def load_source_base(backbone, image_size=SOURCE_IMAGE_SIZE, pooling="avg", **options):
