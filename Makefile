@@ -59,7 +59,7 @@ source-models: $(STAMP)
 	$(PY) -m tlhelpers source-model --backbone resnet50
 	$(PY) -m tlhelpers source-model --backbone vgg16
 
-## make bench: benchmarks 1-4 with a warm cache (about 25 min); figures also go to bench/results.txt.
+## make bench: benchmarks 1-4 with a warm cache (about 20 min); figures also go to bench/results.txt.
 bench: $(STAMP)
 	set -o pipefail; ( for script in feature_cache pipeline main_command notebooks; do \
 		$(PY) bench/$$script.py || exit 1; done ) 2>&1 | grep -v '^I0000\|^WARNING: All log' | tee bench/results.txt
