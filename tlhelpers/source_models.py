@@ -50,18 +50,32 @@ def display_path(path):
     return "~" + text[len(home):] if text.startswith(home + os.sep) else text
 
 
-# md5 of files hashed in this process: path -> ((modification time, size), md5).
-# The embedded data file is 10.9 MB and every source-model key includes its md5.
+def _once_per_file_version(memo, path, compute):
+    """`compute()`, remembered in `memo` until `path`'s modification time or size changes.
+
+    `memo` keeps one entry per file. The version is read after `compute()`,
+    which may create the file (a source model trained on first use).
+    """
+    known = memo.get(str(path))
+    if known is not None and Path(path).is_file() and known[0] == _file_version(path):
+        return known[1]
+    value = compute()
+    memo[str(path)] = (_file_version(path), value)
+    return value
+
+
+def _file_version(path):
+    stat = Path(path).stat()
+    return stat.st_mtime_ns, stat.st_size
+
+
+# md5 of files hashed in this process. The embedded data file is 10.9 MB and
+# every source-model key includes its md5.
 _FILE_MD5 = {}
 
 
 def _file_md5(path):
-    stat = Path(path).stat()
-    version = (stat.st_mtime_ns, stat.st_size)
-    known = _FILE_MD5.get(str(path))
-    if known is None or known[0] != version:
-        known = _FILE_MD5[str(path)] = (version, hashlib.md5(Path(path).read_bytes()).hexdigest())
-    return known[1]
+    return _once_per_file_version(_FILE_MD5, path, lambda: hashlib.md5(Path(path).read_bytes()).hexdigest())
 
 
 def source_key(backbone, image_size, source_classes, seed, recipe):
@@ -137,6 +151,10 @@ def source_model_path(backbone, source_classes=DEFAULT_SOURCE_CLASSES, seed=0, r
                       image_size=SOURCE_IMAGE_SIZE, cache_dir=None):
     """Where the source model of these options is (or will be) cached: a `.weights.h5` path."""
     size, names, recipe = _resolve_options(backbone, source_classes, recipe, image_size)
+    return _cache_path(backbone, size, names, seed, recipe, cache_dir)
+
+
+def _cache_path(backbone, size, names, seed, recipe, cache_dir):
     key = source_key(backbone, size, names, seed, recipe)
     return resolve_cache_dir(cache_dir) / "source_models" / f"{backbone}-{size[0]}px-{key}.weights.h5"
 
@@ -175,7 +193,7 @@ def get_source_model(backbone, source_classes=DEFAULT_SOURCE_CLASSES, seed=0, re
         and its metadata, including `source_test_accuracy` and `path`.
     """
     size, names, recipe = _resolve_options(backbone, source_classes, recipe, image_size)
-    weights_path = source_model_path(backbone, source_classes, seed, recipe, image_size, cache_dir)
+    weights_path = _cache_path(backbone, size, names, seed, recipe, cache_dir)
     info_path = _info_path(weights_path)
     if not _is_cached(weights_path):
         with _training_lock(weights_path, verbose):
@@ -259,17 +277,16 @@ def load_source_base(backbone, image_size=SOURCE_IMAGE_SIZE, pooling="avg", **op
     return base
 
 
-# Base weights of source models read in this process: file -> (modification time,
-# weights). Reading the file builds a whole source model (1.5 s for ResNet50 on 2
-# cores), and training runs rebuild their base once per run.
+# Base weights of source models read in this process. Reading the file builds a
+# whole source model (1.5 s for ResNet50 on 2 cores), and training runs rebuild
+# their base once per run.
 _BASE_WEIGHTS = {}
 
 
 def _trained_base_weights(backbone, verbose=1, **options):
     """The trained base's weights (NumPy arrays), read from the cache once per file version."""
-    path = source_model_path(backbone, **options)
-    read = _BASE_WEIGHTS.get(path)
-    if read is None or not _is_cached(path) or read[0] != path.stat().st_mtime_ns:
+    def read():
         model, _ = get_source_model(backbone, verbose=verbose, **options)
-        read = _BASE_WEIGHTS[path] = (path.stat().st_mtime_ns, model.get_layer(backbone).get_weights())
-    return read[1]
+        return model.get_layer(backbone).get_weights()
+
+    return _once_per_file_version(_BASE_WEIGHTS, source_model_path(backbone, **options), read)
