@@ -227,6 +227,35 @@ def test_reused_model_gives_the_numbers_of_a_new_one(splits, cache_dir):
     assert again.trainable_params == fresh.trainable_params
 
 
+def test_feature_extraction_builds_its_frozen_base_once_per_weights_file(splits, cache_dir, monkeypatch):
+    features._BASES.clear()
+    builds = []
+    real_build = features.build_base
+    monkeypatch.setattr(features, "build_base", lambda *a, **k: builds.append(a[:2]) or real_build(*a, **k))
+    options = dict(strategy="feature_extraction", backbone="vgg16", weights="embedded", epochs=2, batch_size=8,
+                   verbose=0, weights_options={"recipe": TINY_RECIPE, "verbose": 0})
+    fresh = training.train_run(splits, seed=0, reuse_models=False, **options)
+    assert builds == []
+    first = training.train_run(splits, seed=0, **options)
+    other = training.train_run(splits, seed=1, **options)
+    again = training.train_run(splits, seed=0, **options)
+    assert builds == [("vgg16", "embedded")]
+    assert first.history == fresh.history == again.history
+    assert first.test_accuracy == fresh.test_accuracy == again.test_accuracy
+    assert first.non_trainable_params == fresh.non_trainable_params
+    assert other.history != first.history
+    # A source model written again gives a new base; random weights are never reused.
+    path = source_models.source_model_path("vgg16", recipe=TINY_RECIPE)
+    stat = path.stat()
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
+    assert training.train_run(splits, seed=0, **options).history == first.history
+    assert len(builds) == 2
+    random_options = dict(options, weights=None, weights_options=None)
+    training.train_run(splits, seed=0, **random_options)
+    training.train_run(splits, seed=0, **random_options)
+    assert len(builds) == 4
+
+
 def test_copy_state_refuses_different_models():
     from tlhelpers import model_pool
 

@@ -57,14 +57,14 @@ def _once_per_file_version(memo, path, compute):
     which may create the file (a source model trained on first use).
     """
     known = memo.get(str(path))
-    if known is not None and Path(path).is_file() and known[0] == _file_version(path):
+    if known is not None and Path(path).is_file() and known[0] == file_version(path):
         return known[1]
     value = compute()
-    memo[str(path)] = (_file_version(path), value)
+    memo[str(path)] = (file_version(path), value)
     return value
 
 
-def _file_version(path):
+def file_version(path):
     stat = Path(path).stat()
     return stat.st_mtime_ns, stat.st_size
 

@@ -97,8 +97,10 @@ def train_run(splits, strategy, backbone="resnet50", weights="embedded", image_s
         verbose: 0 silent, 1 progress bars, 2 one line per epoch.
         weights_options: Extra options for `weights="embedded"`.
         reuse_models: Reuse the compiled model of an earlier run with the same
-            configuration in this process (see `model_pool`); the numbers are
-            those of a new model, only Keras's tracing is saved.
+            configuration in this process (see `model_pool`), and for feature
+            extraction on cached features the frozen base (see
+            `features.frozen_base`); the numbers are those of a new model,
+            only building and Keras's tracing are saved.
         distribute: A `tf.distribute.Strategy` (e.g. `MirroredStrategy` over
             several GPUs, `MultiWorkerMirroredStrategy` across machines) under
             which the model is built and trained, or its name (`"none"`,
@@ -129,7 +131,8 @@ def train_run(splits, strategy, backbone="resnet50", weights="embedded", image_s
     if strategy == "feature_extraction" and use_feature_cache and not augment:
         with _scope(distribute):
             built = _feature_head(splits, backbone, weights, size, hidden_units, dropout, seed,
-                                  learning_rate, cache_dir, weights_options)
+                                  learning_rate, cache_dir, weights_options,
+                                  reuse_base=reuse_models and distribute is None)
         datasets = [_feature_dataset(f, d.labels, batch_size if i == 0 else EVAL_BATCH_SIZE, i == 0, seed)
                     for i, (f, d) in enumerate(zip(built.pop("features"),
                                                    (splits.train, splits.validation, splits.test)))]
@@ -207,13 +210,20 @@ def _scope(distribute):
 
 
 def _feature_head(splits, backbone, weights, size, hidden_units, dropout, seed, learning_rate,
-                  cache_dir, weights_options):
-    """Feature extraction on cached features: the frozen base runs once per example set."""
-    from tlhelpers.features import cached_features
+                  cache_dir, weights_options, reuse_base):
+    """Feature extraction on cached features: the frozen base runs once per example set.
+
+    `reuse_base` takes the base from `features.frozen_base` (built once per process).
+    """
+    from tlhelpers.features import cached_features, frozen_base, weights_fingerprint
 
     spec = get_backbone(backbone)
-    base = build_base(backbone, weights, size, pooling="avg", **weights_options)
-    features = [cached_features(base, data, size, spec.preprocess, cache_dir)[0]
+    if reuse_base:
+        base, fingerprint = frozen_base(backbone, weights, size, **weights_options)
+    else:
+        base = build_base(backbone, weights, size, pooling="avg", **weights_options)
+        fingerprint = weights_fingerprint(base)
+    features = [cached_features(base, data, size, spec.preprocess, cache_dir, fingerprint=fingerprint)[0]
                 for data in (splits.train, splits.validation, splits.test)]
     set_seed(seed)
     head = build_head(features[0].shape[1:], len(splits.class_names), "avg", hidden_units, dropout, seed)
