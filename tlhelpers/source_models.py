@@ -65,6 +65,7 @@ def _once_per_file_version(memo, path, compute):
 
 
 def file_version(path):
+    """`(modification time in ns, size)` of `path`: it changes when the file is written again."""
     stat = Path(path).stat()
     return stat.st_mtime_ns, stat.st_size
 
