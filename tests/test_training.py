@@ -228,32 +228,57 @@ def test_reused_model_gives_the_numbers_of_a_new_one(splits, cache_dir):
 
 
 def test_feature_extraction_builds_its_frozen_base_once_per_weights_file(splits, cache_dir, monkeypatch):
-    features._BASES.clear()
+    from tlhelpers import model_pool
+
+    model_pool.clear()
     builds = []
-    real_build = features.build_base
-    monkeypatch.setattr(features, "build_base", lambda *a, **k: builds.append(a[:2]) or real_build(*a, **k))
+    real_build = model_pool.build_base
+    monkeypatch.setattr(model_pool, "build_base", lambda *a, **k: builds.append(a[:2]) or real_build(*a, **k))
     options = dict(strategy="feature_extraction", backbone="vgg16", weights="embedded", epochs=2, batch_size=8,
                    verbose=0, weights_options={"recipe": TINY_RECIPE, "verbose": 0})
     fresh = training.train_run(splits, seed=0, reuse_models=False, **options)
-    assert builds == []
+    assert len(builds) == 1
     first = training.train_run(splits, seed=0, **options)
     other = training.train_run(splits, seed=1, **options)
     again = training.train_run(splits, seed=0, **options)
-    assert builds == [("vgg16", "embedded")]
+    assert len(builds) == 2
     assert first.history == fresh.history == again.history
     assert first.test_accuracy == fresh.test_accuracy == again.test_accuracy
     assert first.non_trainable_params == fresh.non_trainable_params
     assert other.history != first.history
+    # The reused base computes the same features as a new one.
+    for path in (cache_dir / "features").glob("*.npy"):
+        path.unlink()
+    assert training.train_run(splits, seed=0, **options).history == fresh.history
+    assert len(builds) == 2
     # A source model written again gives a new base; random weights are never reused.
     path = source_models.source_model_path("vgg16", recipe=TINY_RECIPE)
     stat = path.stat()
     os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
     assert training.train_run(splits, seed=0, **options).history == first.history
-    assert len(builds) == 2
+    assert len(builds) == 3
     random_options = dict(options, weights=None, weights_options=None)
     training.train_run(splits, seed=0, **random_options)
     training.train_run(splits, seed=0, **random_options)
-    assert len(builds) == 4
+    assert len(builds) == 5
+
+
+def test_a_weights_file_written_again_is_not_served_from_the_pool(splits, cache_dir, tmp_path):
+    from tlhelpers import model_pool
+
+    model_pool.clear()
+    path = tmp_path / "base.weights.h5"
+    training.set_seed(0)
+    base = build_base("vgg16", None, 32, "avg")
+    base.save_weights(path)
+    options = dict(strategy="feature_extraction", backbone="vgg16", weights=str(path), epochs=2, batch_size=8,
+                   seed=0, verbose=0)
+    before = training.train_run(splits, **options)
+    base.set_weights([w * 0.5 for w in base.get_weights()])
+    base.save_weights(path)
+    after = training.train_run(splits, **options)
+    assert after.history == training.train_run(splits, reuse_models=False, **options).history
+    assert after.history != before.history
 
 
 def test_copy_state_refuses_different_models():

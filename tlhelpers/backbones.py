@@ -170,6 +170,28 @@ def build_base(name, weights=None, image_size=32, pooling="avg", **embedded_opti
     )
 
 
+def weights_file_version(name, weights, **embedded_options):
+    """A version of the file `build_base(name, weights, ...)` reads its weights from.
+
+    `"imagenet"` for ImageNet weights (hash-checked downloads never change),
+    `source_models.file_version` of the embedded source model or of a weights
+    path, and None for random weights, TF-Hub bases and files that do not exist
+    yet (an embedded source model before its first use).
+    """
+    from tlhelpers.source_models import file_version, source_model_path
+
+    if get_backbone(name).hub_handle is not None or weights in (None, "none"):
+        return None
+    if weights == "imagenet":
+        return "imagenet"
+    if weights == "embedded":
+        options = {k: v for k, v in embedded_options.items() if k != "verbose"}
+        path = source_model_path(name, **options)
+    else:
+        path = Path(weights)
+    return file_version(path) if path.is_file() else None
+
+
 def _build_imagenet(spec, input_shape, pooling):
     """Build with ImageNet weights fetched through `downloads` (hash-checked, mirror-aware).
 

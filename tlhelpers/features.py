@@ -7,22 +7,13 @@ size, the preprocessing and the exact examples. Files are written atomically.
 
 from __future__ import annotations
 
-import collections
 import hashlib
-from pathlib import Path
 
 import numpy as np
 
-from tlhelpers.backbones import build_base, get_backbone
 from tlhelpers.pipeline import make_dataset
 from tlhelpers.results import atomic_output
-from tlhelpers.source_models import file_version, resolve_cache_dir, source_model_path
-
-# Frozen bases of feature-extraction runs in this process, one per configuration.
-# Building ResNet50 takes 2.5-3.3 s on 2 CPU cores and fingerprinting its
-# weights 0.5 s: with the features cached, that was most of a run.
-_BASES = collections.OrderedDict()
-BASE_POOL_SIZE = 2
+from tlhelpers.source_models import resolve_cache_dir
 
 
 def weights_fingerprint(model):
@@ -31,43 +22,6 @@ def weights_fingerprint(model):
     for weight in model.weights:
         digest.update(np.asarray(weight.numpy()).tobytes())
     return digest.hexdigest()
-
-
-def frozen_base(backbone, weights, image_size, **weights_options):
-    """`(base, fingerprint)`: an average-pooled base and its `weights_fingerprint`.
-
-    A base whose weights come from a file (ImageNet, an embedded source model,
-    a path) is built once per process and reused until that file is written
-    again; random weights and TF-Hub bases are built anew on every call.
-    Arguments as in `backbones.build_base`.
-    """
-    key = (backbone, str(weights), tuple(image_size), repr(sorted(weights_options.items())))
-    version = _weights_file_version(backbone, weights, weights_options)
-    known = _BASES.get(key)
-    if known is not None and version is not None and known[0] == version:
-        _BASES.move_to_end(key)
-        return known[1], known[2]
-    base = build_base(backbone, weights, image_size, pooling="avg", **weights_options)
-    entry = (_weights_file_version(backbone, weights, weights_options), base, weights_fingerprint(base))
-    if entry[0] is not None:
-        _BASES[key] = entry
-        while len(_BASES) > BASE_POOL_SIZE:
-            _BASES.popitem(last=False)
-    return entry[1], entry[2]
-
-
-def _weights_file_version(backbone, weights, weights_options):
-    """The version of the file `build_base` reads the weights from; None when there is none."""
-    if get_backbone(backbone).hub_handle is not None or weights in (None, "none"):
-        return None
-    if weights == "imagenet":
-        return "imagenet"  # hash-checked downloads: the content never changes
-    if weights == "embedded":
-        options = {k: v for k, v in weights_options.items() if k != "verbose"}
-        path = source_model_path(backbone, **options)
-    else:
-        path = Path(weights)
-    return file_version(path) if path.is_file() else None
 
 
 def feature_key(base, data, image_size, preprocess, fingerprint=None):

@@ -13,18 +13,28 @@ traced functions survive, and the run computes what a new model would.
 from __future__ import annotations
 
 import collections
+import os
 
 import numpy as np
 
+from tlhelpers.backbones import build_base, weights_file_version
+from tlhelpers.features import weights_fingerprint
+
 # Each ResNet50 entry holds about 300 MB (weights and Adam's two slots).
 POOL_SIZE = 4
+# Frozen bases of feature extraction on cached features. Building ResNet50 takes
+# 2.5-3.3 s on 2 CPU cores and fingerprinting its weights 0.5 s: with the
+# features cached, that was most of a run.
+BASE_POOL_SIZE = 2
 
 _pool = collections.OrderedDict()
+_bases = collections.OrderedDict()
 
 
 def clear():
-    """Forget every pooled model (the next run of each configuration traces again)."""
+    """Forget every pooled model and frozen base (the next run of each configuration builds again)."""
     _pool.clear()
+    _bases.clear()
 
 
 def pooled_keys():
@@ -88,3 +98,39 @@ def acquire(key, build, state=None, learning_rate=None):
     while len(_pool) > POOL_SIZE:
         _pool.popitem(last=False)
     return entry
+
+
+def frozen_base(backbone, weights, image_size, reuse=True, **weights_options):
+    """`(base, fingerprint)`: an average-pooled base and its `features.weights_fingerprint`.
+
+    With `reuse`, a base whose weights come from a file (ImageNet, an embedded
+    source model, a weights path) is built once per process and reused while
+    `backbones.weights_file_version` of that file is unchanged; random weights
+    and TF-Hub bases are built on every call. Other arguments as in
+    `backbones.build_base`.
+    """
+    def build():
+        base = build_base(backbone, weights, image_size, pooling="avg", **weights_options)
+        return base, weights_fingerprint(base)
+
+    if not reuse:
+        return build()
+    if isinstance(weights, (str, os.PathLike)) and weights not in ("imagenet", "embedded", "none"):
+        weights = os.path.realpath(weights)
+    options = {k: v for k, v in weights_options.items() if k != "verbose"}
+    key = (backbone, str(weights), tuple(image_size), repr(sorted(options.items())))
+    version = weights_file_version(backbone, weights, **options)
+    known = _bases.get(key)
+    if known is not None and version is not None and known[0] == version:
+        _bases.move_to_end(key)
+        return known[1], known[2]
+    base, fingerprint = build()
+    if version is None:
+        # An embedded source model trained by this build exists only now.
+        version = weights_file_version(backbone, weights, **options)
+    _bases.pop(key, None)
+    if version is not None:
+        _bases[key] = (version, base, fingerprint)
+        while len(_bases) > BASE_POOL_SIZE:
+            _bases.popitem(last=False)
+    return base, fingerprint

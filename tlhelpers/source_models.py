@@ -65,9 +65,13 @@ def _once_per_file_version(memo, path, compute):
 
 
 def file_version(path):
-    """`(modification time in ns, size)` of `path`: it changes when the file is written again."""
+    """Modification and status-change times, size and inode of `path`.
+
+    Writing, replacing or touching the file changes at least one of them (the
+    status-change time cannot be set back, unlike the modification time).
+    """
     stat = Path(path).stat()
-    return stat.st_mtime_ns, stat.st_size
+    return stat.st_mtime_ns, stat.st_ctime_ns, stat.st_size, stat.st_ino
 
 
 # md5 of files hashed in this process. The embedded data file is 10.9 MB and

@@ -11,7 +11,7 @@ import numpy as np
 import tensorflow as tf
 
 from tlhelpers import distribution, model_pool
-from tlhelpers.backbones import build_base, check_image_size, get_backbone
+from tlhelpers.backbones import check_image_size, get_backbone
 from tlhelpers.models import (
     DEFAULT_FREEZE_STAGE, build_head, build_strategy, compile_model, count_params,
     strategy_learning_rate,
@@ -99,7 +99,7 @@ def train_run(splits, strategy, backbone="resnet50", weights="embedded", image_s
         reuse_models: Reuse the compiled model of an earlier run with the same
             configuration in this process (see `model_pool`), and for feature
             extraction on cached features the frozen base (see
-            `features.frozen_base`); the numbers are those of a new model,
+            `model_pool.frozen_base`); the numbers are those of a new model,
             only building and Keras's tracing are saved.
         distribute: A `tf.distribute.Strategy` (e.g. `MirroredStrategy` over
             several GPUs, `MultiWorkerMirroredStrategy` across machines) under
@@ -132,7 +132,7 @@ def train_run(splits, strategy, backbone="resnet50", weights="embedded", image_s
         with _scope(distribute):
             built = _feature_head(splits, backbone, weights, size, hidden_units, dropout, seed,
                                   learning_rate, cache_dir, weights_options,
-                                  reuse_base=reuse_models and distribute is None)
+                                  reuse_base=reuse_models)
         datasets = [_feature_dataset(f, d.labels, batch_size if i == 0 else EVAL_BATCH_SIZE, i == 0, seed)
                     for i, (f, d) in enumerate(zip(built.pop("features"),
                                                    (splits.train, splits.validation, splits.test)))]
@@ -213,16 +213,15 @@ def _feature_head(splits, backbone, weights, size, hidden_units, dropout, seed, 
                   cache_dir, weights_options, reuse_base):
     """Feature extraction on cached features: the frozen base runs once per example set.
 
-    `reuse_base` takes the base from `features.frozen_base` (built once per process).
+    `reuse_base` takes the base from `model_pool.frozen_base` (built once per
+    process); never under a distribution strategy, whose variables differ.
     """
-    from tlhelpers.features import cached_features, frozen_base, weights_fingerprint
+    from tlhelpers.features import cached_features
 
     spec = get_backbone(backbone)
-    if reuse_base:
-        base, fingerprint = frozen_base(backbone, weights, size, **weights_options)
-    else:
-        base = build_base(backbone, weights, size, pooling="avg", **weights_options)
-        fingerprint = weights_fingerprint(base)
+    base, fingerprint = model_pool.frozen_base(backbone, weights, size,
+                                               reuse=reuse_base and not tf.distribute.has_strategy(),
+                                               **weights_options)
     features = [cached_features(base, data, size, spec.preprocess, cache_dir, fingerprint=fingerprint)[0]
                 for data in (splits.train, splits.validation, splits.test)]
     set_seed(seed)
