@@ -115,10 +115,11 @@ def frozen_base(backbone, weights, image_size, reuse=True, **weights_options):
 
     if not reuse:
         return build()
-    if isinstance(weights, (str, os.PathLike)) and weights not in ("imagenet", "embedded", "none"):
-        weights = os.path.realpath(weights)
+    # A weights path is keyed by the file it names; other values ("embedded", "hub"...) as given.
+    is_path = isinstance(weights, (str, os.PathLike)) and os.path.isfile(weights)
     options = {k: v for k, v in weights_options.items() if k != "verbose"}
-    key = (backbone, str(weights), tuple(image_size), repr(sorted(options.items())))
+    key = (backbone, os.path.realpath(weights) if is_path else str(weights), tuple(image_size),
+           repr(sorted(options.items())))
     version = weights_file_version(backbone, weights, **options)
     known = _bases.get(key)
     if known is not None and version is not None and known[0] == version:
