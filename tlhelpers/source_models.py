@@ -51,7 +51,7 @@ def display_path(path):
 
 
 def _once_per_file_version(memo, path, compute):
-    """`compute()`, remembered in `memo` until `path`'s modification time or size changes.
+    """`compute()`, remembered in `memo` until `file_version(path)` changes.
 
     `memo` keeps one entry per file. The version is read after `compute()`,
     which may create the file (a source model trained on first use).
