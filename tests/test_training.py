@@ -15,6 +15,7 @@ import tensorflow as tf
 from tlhelpers import features, models, source_models, training
 from tlhelpers.backbones import build_base, get_backbone
 from tlhelpers.models import build_strategy
+from tlhelpers.pipeline import make_dataset
 
 TINY_RECIPE = {"epochs": 1, "learning_rate": 1e-4, "batch_size": 8, "examples_per_class": 4}
 
@@ -110,6 +111,20 @@ def test_feature_cache_hit_miss_and_key(splits, cache_dir):
     assert not hit
     assert len(list((cache_dir / "features").glob("*.npy"))) == 4
     assert not list((cache_dir / "features").glob(".tmp*"))
+
+
+def test_features_of_every_batch_size_come_from_one_trace_and_equal_predict(splits):
+    spec = get_backbone("vgg16")
+    training.set_seed(0)
+    base = build_base("vgg16", weights=None, image_size=32, pooling="avg")
+    sets = (splits.train, splits.validation, splits.test)
+    # Batches of 16 and of 4 (20 and 100 examples): Keras's predict would trace twice.
+    extracted = [features.extract_features(base, data, (32, 32), spec.preprocess, batch_size=16)
+                 for data in sets]
+    assert features.forward_function(base).experimental_get_tracing_count() == 1
+    for data, values in zip(sets, extracted):
+        images = make_dataset(data, (32, 32), spec.preprocess, 16).map(lambda x, y: x)
+        np.testing.assert_array_equal(values, base.predict(images, verbose=0))
 
 
 def test_source_model_trained_once_then_loaded(cache_dir, monkeypatch, capsys):
