@@ -278,6 +278,32 @@ def test_feature_extraction_builds_its_frozen_base_once_per_weights_file(splits,
     assert len(builds) == 5
 
 
+def test_a_reused_transfer_model_starts_from_its_weights_file_without_a_new_model(splits, cache_dir,
+                                                                                  monkeypatch):
+    from tlhelpers import model_pool
+
+    model_pool.clear()
+    options = dict(backbone="vgg16", weights="embedded", epochs=2, batch_size=8, freeze_stage=4, verbose=0,
+                   weights_options={"recipe": TINY_RECIPE, "verbose": 0})
+    configurations = [dict(strategy="fine_tune", head_epochs=1), dict(strategy="fine_tune"),
+                      dict(strategy="feature_extraction", use_feature_cache=False)]
+    fresh = {(index, seed): training.train_run(splits, seed=seed, reuse_models=False, **options, **configuration)
+             for index, configuration in enumerate(configurations) for seed in (0, 1)}
+    builds, bases = [], []
+    real_build, real_base = training.build_strategy, model_pool.build_base
+    monkeypatch.setattr(training, "build_strategy", lambda *a, **k: builds.append(a[0]) or real_build(*a, **k))
+    monkeypatch.setattr(model_pool, "build_base", lambda *a, **k: bases.append(a[0]) or real_base(*a, **k))
+    for index, configuration in enumerate(configurations):
+        for seed in (0, 1, 0):
+            run = training.train_run(splits, seed=seed, **options, **configuration)
+            assert run.history == fresh[index, seed].history
+            assert run.test_accuracy == fresh[index, seed].test_accuracy
+    # One model per graph: the head phase, fine-tuning (with or without a head phase) and
+    # in-graph feature extraction; the reused runs take their bases' values from one frozen base.
+    assert builds == ["feature_extraction", "fine_tune", "feature_extraction"]
+    assert bases == ["vgg16"]
+
+
 def test_a_weights_file_written_again_is_not_served_from_the_pool(splits, cache_dir, tmp_path):
     from tlhelpers import model_pool
 

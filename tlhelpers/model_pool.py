@@ -4,10 +4,13 @@ Keras traces a model's training and evaluation functions the first time they
 run. For ResNet50 on 2 CPU cores that takes 15-50 s per model, often longer
 than the training itself at small label budgets. Runs that differ only in
 seed, label budget or data build the same graph, so the pool keeps one
-compiled model per configuration and, for each new run, loads a freshly built
-model's state into it: every variable (weights, BatchNormalization
-statistics, dropout seed states) is copied and the optimizer is reset. The
-traced functions survive, and the run computes what a new model would.
+compiled model per configuration and, for each new run, loads the state of a
+new model into it: every variable (weights, BatchNormalization statistics,
+dropout seed states) is assigned and the optimizer is reset. The traced
+functions survive, and the run computes what a new model would. A transfer
+model's new state needs no build either: its base starts from its weights
+file, which a pooled frozen base holds, and its head from the seed
+(`transfer_state`).
 """
 
 from __future__ import annotations
@@ -16,9 +19,11 @@ import collections
 import os
 
 import numpy as np
+import tensorflow as tf
 
 from tlhelpers.backbones import build_base, weights_file_version
 from tlhelpers.features import weights_fingerprint
+from tlhelpers.models import build_head
 
 # Each ResNet50 entry holds about 300 MB (weights and Adam's two slots).
 POOL_SIZE = 4
@@ -43,16 +48,20 @@ def pooled_keys():
 
 
 def copy_state(source, target):
-    """Assign every variable of `source` (a keras.Model) to the same variable of `target`.
+    """Assign every variable of `source` to the same variable of `target` (a keras.Model).
+
+    `source` is a keras.Model or a list of variables in the order of
+    `target.variables` (see `transfer_state`).
 
     Raises:
-        ValueError: if the two models do not have the same variables.
+        ValueError: if the two do not have the same variables.
     """
-    pairs = list(zip(source.variables, target.variables))
-    if len(source.variables) != len(target.variables) or any(
-            tuple(a.shape) != tuple(b.shape) for a, b in pairs):
-        raise ValueError(f"Cannot copy the state of model {source.name!r} into {target.name!r}: "
-                         "their variables differ. Expected two models built from the same configuration.")
+    values = list(getattr(source, "variables", source))
+    pairs = list(zip(values, target.variables))
+    if len(values) != len(target.variables) or any(tuple(a.shape) != tuple(b.shape) for a, b in pairs):
+        name = getattr(source, "name", f"a list of {len(values)} variables")
+        raise ValueError(f"Cannot copy the state of {name!r} into model {target.name!r}: their variables "
+                         "differ. Expected two models built from the same configuration.")
     for a, b in pairs:
         b.assign(a)
 
@@ -65,7 +74,7 @@ def reset_optimizer(model, learning_rate):
     optimizer.learning_rate = learning_rate
 
 
-def acquire(key, build, state=None, learning_rate=None):
+def acquire(key, build, state=None, learning_rate=None, fresh_state=None):
     """A compiled `StrategyModel` for configuration `key`, in the state of a fresh build.
 
     Args:
@@ -79,6 +88,9 @@ def acquire(key, build, state=None, learning_rate=None):
             fresh build (the head-trained model in two-phase fine-tuning).
         learning_rate: The run's learning rate; a pooled model trained with
             another one is reused with this one.
+        fresh_state: Returns the variables of a new model of this
+            configuration without building one, or None when only a build
+            gives them (see `transfer_state`).
 
     Returns:
         The pooled `StrategyModel`, ready to train.
@@ -86,7 +98,9 @@ def acquire(key, build, state=None, learning_rate=None):
     if key in _pool:
         _pool.move_to_end(key)
         entry = _pool[key]
-        copy_state(state if state is not None else build(compile=False).model, entry.model)
+        if state is None:
+            state = (fresh_state and fresh_state()) or build(compile=False).model
+        copy_state(state, entry.model)
         # The learning rate is an optimizer variable, not part of the traced graph.
         entry.learning_rate = learning_rate or entry.learning_rate
         reset_optimizer(entry.model, entry.learning_rate)
@@ -135,3 +149,26 @@ def frozen_base(backbone, weights, image_size, reuse=True, **weights_options):
         while len(_bases) > BASE_POOL_SIZE:
             _bases.popitem(last=False)
     return base, fingerprint
+
+
+def transfer_state(backbone, weights, image_size, num_classes, hidden_units=(), dropout=0.2, seed=0,
+                   **weights_options):
+    """The variables of a new transfer model (`models.build_strategy` without augmentation), unbuilt.
+
+    Such a model is its base followed by its head. The base starts from its
+    weights file, whose values the pooled frozen base (`frozen_base`) holds;
+    the head starts from its seed (`models.build_head`), whatever was built
+    before. Building a ResNet50 strategy model only to read these took about
+    2 s on 2 CPU cores.
+
+    Returns:
+        A list of variables in the order of the model's, or None for weights
+        that are not read from a file (random, TF-Hub) or inside a
+        `tf.distribute` strategy: then only a build gives them.
+    """
+    options = {k: v for k, v in weights_options.items() if k != "verbose"}
+    if tf.distribute.has_strategy() or weights_file_version(backbone, weights, **options) is None:
+        return None
+    base, _ = frozen_base(backbone, weights, image_size, **weights_options)
+    head = build_head(tuple(base.output.shape[1:]), num_classes, "avg", hidden_units, dropout, seed)
+    return [*base.variables, *head.variables]

@@ -143,6 +143,13 @@ def train_run(splits, strategy, backbone="resnet50", weights="embedded", image_s
             return build_strategy(kind, backbone, weights, num_classes, size, freeze_stage, rate,
                                   hidden_units, dropout, seed, augment, compile=compile, **weights_options)
 
+        def fresh_state(kind=strategy):
+            # A new transfer model's variables without building one (see model_pool.transfer_state).
+            if augment or kind not in ("feature_extraction", "fine_tune"):
+                return None
+            return model_pool.transfer_state(backbone, weights, size, num_classes, hidden_units, dropout,
+                                             seed, **weights_options)
+
         acquire = model_pool.acquire if reuse_models else _fresh
         # What changes the graph: not the learning rate (an optimizer variable), and the
         # default freeze stage is the same graph as naming it.
@@ -159,14 +166,15 @@ def train_run(splits, strategy, backbone="resnet50", weights="embedded", image_s
                     return build("feature_extraction", None, compile)
 
                 head_phase = acquire(("head_phase", *key), build_head_phase,
-                                     learning_rate=strategy_learning_rate("feature_extraction"))
+                                     learning_rate=strategy_learning_rate("feature_extraction"),
+                                     fresh_state=lambda: fresh_state("feature_extraction"))
                 datasets = _image_datasets(splits, size, head_phase.preprocess, batch_size, seed)
                 history = fit_with_curves(head_phase.model, datasets[0], datasets[1], head_epochs,
                                           verbose=verbose)
                 built = acquire(key, build, state=head_phase.model, learning_rate=rate)
                 phase_starts = [head_epochs + 1]
             else:
-                built = acquire(key, build, learning_rate=rate)
+                built = acquire(key, build, learning_rate=rate, fresh_state=fresh_state)
                 datasets = _image_datasets(splits, size, built.preprocess, batch_size, seed)
         model = built.model
         history = fit_with_curves(model, datasets[0], datasets[1], epochs - (head_epochs if phase_starts else 0),
@@ -196,7 +204,7 @@ def _image_datasets(splits, size, preprocess, batch_size, seed):
             for index, data in enumerate((splits.train, splits.validation, splits.test))]
 
 
-def _fresh(key, build, state=None, learning_rate=None):
+def _fresh(key, build, state=None, learning_rate=None, fresh_state=None):
     """`model_pool.acquire` without the pool: always a new model (and new traced functions)."""
     built = build()
     if state is not None:
