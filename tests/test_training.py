@@ -304,6 +304,27 @@ def test_a_reused_transfer_model_starts_from_its_weights_file_without_a_new_mode
     assert bases == ["vgg16"]
 
 
+def test_an_experiment_builds_its_base_once_for_every_transfer_run(cache_dir, monkeypatch):
+    from tlhelpers import model_pool
+    from tlhelpers.experiments import ExperimentConfig, run_experiment
+
+    model_pool.clear()
+    monkeypatch.setitem(source_models.RECIPES, "vgg16", TINY_RECIPE)
+    builds, bases = [], []
+    real_build, real_base = training.build_strategy, source_models.load_source_base
+    monkeypatch.setattr(training, "build_strategy", lambda *a, **k: builds.append(a[0]) or real_build(*a, **k))
+    monkeypatch.setattr(source_models, "load_source_base", lambda *a, **k: bases.append(a[0]) or real_base(*a, **k))
+    config = ExperimentConfig(backbones=("vgg16",), strategies=("feature_extraction", "fine_tune"),
+                              labels_per_class=(3,), seeds=(0, 1), epochs=2, head_epochs=1,
+                              validation_per_class=3, test_per_class=10)
+    results = run_experiment(config, verbose=0)
+    assert [r.strategy for r in results] == ["feature_extraction", "fine_tune"] * 2
+    # One frozen base, built before the first run (training the source model) and served
+    # from the pool to feature extraction and to the reused fine-tuning run; one model per phase.
+    assert builds == ["feature_extraction", "fine_tune"]
+    assert bases == ["vgg16"] * 3
+
+
 def test_a_weights_file_written_again_is_not_served_from_the_pool(splits, cache_dir, tmp_path):
     from tlhelpers import model_pool
 

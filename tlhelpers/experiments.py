@@ -12,8 +12,8 @@ import itertools
 import json
 from pathlib import Path
 
-from tlhelpers import datasets
-from tlhelpers.backbones import BACKBONES, build_base, check_image_size, get_backbone, is_hub_name
+from tlhelpers import datasets, model_pool
+from tlhelpers.backbones import BACKBONES, check_image_size, get_backbone, is_hub_name
 from tlhelpers.distribution import check_distribute, make_strategy
 from tlhelpers.models import STRATEGIES
 from tlhelpers.photos import PHOTO_DATASETS, load_photo_dataset
@@ -176,7 +176,8 @@ def run_experiment(config=None, verbose=1, on_result=None):
     if config.weights in ("embedded", "imagenet") and set(config.strategies) - {"scratch", "small_cnn"}:
         for name in config.backbones:
             options = weights_options if config.weights == "embedded" else {}
-            build_base(name, config.weights, config.image_size, **options)
+            # Built through the pool, so the runs' frozen bases are this one.
+            model_pool.frozen_base(name, config.weights, config.image_size, **options)
     runs = [run for run in plan(config)
             if run[3] != "small_cnn" or run[0] == config.backbones[0]]
     distribute = make_strategy(config.distribute)

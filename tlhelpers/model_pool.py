@@ -21,7 +21,7 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from tlhelpers.backbones import build_base, weights_file_version
+from tlhelpers.backbones import build_base, check_image_size, get_backbone, weights_file_version
 from tlhelpers.features import weights_fingerprint
 from tlhelpers.models import build_head
 
@@ -123,16 +123,19 @@ def frozen_base(backbone, weights, image_size, reuse=True, **weights_options):
     and TF-Hub bases are built on every call. Other arguments as in
     `backbones.build_base`.
     """
+    size = check_image_size(get_backbone(backbone), image_size)
+
     def build():
-        base = build_base(backbone, weights, image_size, pooling="avg", **weights_options)
+        base = build_base(backbone, weights, size, pooling="avg", **weights_options)
         return base, weights_fingerprint(base)
 
     if not reuse:
         return build()
     # A weights path is keyed by the file it names; other values ("embedded", "hub"...) as given.
     is_path = isinstance(weights, (str, os.PathLike)) and os.path.isfile(weights)
-    options = {k: v for k, v in weights_options.items() if k != "verbose"}
-    key = (backbone, os.path.realpath(weights) if is_path else str(weights), tuple(image_size),
+    # None is every option's default.
+    options = {k: v for k, v in weights_options.items() if k != "verbose" and v is not None}
+    key = (backbone, os.path.realpath(weights) if is_path else str(weights), size,
            repr(sorted(options.items())))
     version = weights_file_version(backbone, weights, **options)
     known = _bases.get(key)
