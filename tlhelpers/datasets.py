@@ -115,16 +115,20 @@ def _select_classes(images, labels, indices, class_names):
     )
 
 
-def load_embedded(classes=DEFAULT_TARGET_CLASSES):
+def load_embedded(classes=DEFAULT_TARGET_CLASSES, clutter=None):
     """Load the embedded Fashion-MNIST subset restricted to `classes`.
 
     Args:
         classes: Class names or indices (0-9); label i of the result is
             `classes[i]`.
+        clutter: None for the clean images, or a `tlhelpers.clutter.ClutterSpec`
+            for the cluttered view (see `tlhelpers.clutter`). The pool is
+            cluttered only with fragments of the pool, the test split only with
+            fragments of the test split, both only from `classes`.
 
     Returns:
         `(pool, test)`: the training pool (2,000 per class) and the test split
-        (500 per class), 28x28x1 uint8.
+        (500 per class), 28x28x1 uint8 (canvas x canvas x 1 in clutter).
     """
     indices = resolve_classes(classes)
     if not EMBEDDED_FILE.is_file():
@@ -136,6 +140,11 @@ def load_embedded(classes=DEFAULT_TARGET_CLASSES):
         arrays = {key: archive[key] for key in ("x_train", "y_train", "x_test", "y_test")}
     pool = _select_classes(arrays["x_train"], arrays["y_train"], indices, EMBEDDED_CLASS_NAMES)
     test = _select_classes(arrays["x_test"], arrays["y_test"], indices, EMBEDDED_CLASS_NAMES)
+    if clutter is not None:
+        from tlhelpers.clutter import TEST_SEED_OFFSET, clutter_images, redraw_seed
+
+        pool.images = clutter_images(pool.images, clutter)
+        test.images = clutter_images(test.images, redraw_seed(clutter, TEST_SEED_OFFSET))
     return pool, test
 
 
