@@ -131,3 +131,17 @@ def test_test_subset_is_fixed_and_balanced(target):
     assert first.counts().tolist() == [40] * 5
     assert np.array_equal(first.images, other.images)
     assert _keys(first.images) <= _keys(test.images)
+
+
+def test_validation_last_keeps_training_images_whatever_the_validation_size(target):
+    pool, test = target
+    small = make_splits(pool, test, 10, validation_per_class=20, seed=3, validation_last=True)
+    large = make_splits(pool, test, 10, validation_per_class=60, seed=3, validation_last=True)
+    bigger_budget = make_splits(pool, test, 25, validation_per_class=60, seed=3, validation_last=True)
+    assert np.array_equal(small.train.images, large.train.images)
+    assert set(map(bytes, small.validation.images)) <= set(map(bytes, large.validation.images))
+    assert np.array_equal(large.validation.images, bigger_budget.validation.images)
+    train = set(map(bytes, bigger_budget.train.images))
+    assert set(map(bytes, large.train.images)) <= train
+    assert not train & set(map(bytes, bigger_budget.validation.images))
+    assert large.validation.counts().tolist() == [60] * len(pool.class_names)

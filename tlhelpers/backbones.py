@@ -184,7 +184,11 @@ def weights_file_version(name, weights, **embedded_options):
         return None
     if weights == "imagenet":
         return "imagenet"
-    if weights == "embedded":
+    if weights == "embedded" and embedded_options.get("clutter") is not None:
+        from tlhelpers.shipped_sources import SHIPPED_DIR, SHIPPED
+
+        path = SHIPPED_DIR / SHIPPED[name][0] if name in SHIPPED else Path("/nonexistent")
+    elif weights == "embedded":
         options = {k: v for k, v in embedded_options.items() if k != "verbose"}
         path = source_model_path(name, **options)
     else:

@@ -14,6 +14,7 @@ import argparse
 import os
 import sys
 import time
+from pathlib import Path
 
 # TensorFlow's C++ start-up logs would bury the command's own messages.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -80,6 +81,15 @@ def build_parser():
     source = commands.add_parser("source-model", help="train or load an embedded source model")
     source.add_argument("--backbone", default="resnet50", choices=sorted(BACKBONES))
     source.add_argument("--seed", type=int, default=0)
+    source.add_argument("--task", choices=("clean", "clutter"), default="clean",
+                        help="clean: the 32-px source model trained on first use and cached; clutter: "
+                             "the source model shipped in data/source_models/ (default: %(default)s)")
+    source.add_argument("--retrain", action="store_true",
+                        help="with --task clutter: train it again with the committed recipe and say "
+                             "how close it lands to the shipped file")
+    source.add_argument("--out", default=None,
+                        help="with --retrain: folder for the new file (default: a folder in the "
+                             "package cache; data/source_models replaces the shipped file)")
 
     weights = commands.add_parser("weights", help="manage ImageNet weights in the Keras cache")
     weights_commands = weights.add_subparsers(dest="action", required=True)
@@ -171,11 +181,44 @@ def command_doctor(args):
 
 
 def command_source_model(args):
+    if args.task == "clutter":
+        return _shipped_source_model(args)
+    if args.retrain:
+        raise ValueError("Received --retrain with --task clean. The clean source model is trained on "
+                         "first use; delete its cache file to train it again, or use --task clutter.")
     from tlhelpers.source_models import get_source_model
 
     _, info = get_source_model(args.backbone, seed=args.seed)
     print(f"{args.backbone} source model: source-task test accuracy {info['source_test_accuracy']:.3f}, "
           f"trained in {info['train_seconds']:.0f} s, cached at {info['path']}")
+    return 0
+
+
+def _shipped_source_model(args):
+    from tlhelpers import shipped_sources
+    from tlhelpers.source_models import display_path, resolve_cache_dir
+
+    if not args.retrain:
+        path = shipped_sources.shipped_path(args.backbone)
+        shipped_sources.read_base_weights(args.backbone)  # checks the md5
+        _, md5, accuracy = shipped_sources.SHIPPED[args.backbone]
+        print(f"{args.backbone} source model (clutter): {display_path(path)}, md5 {md5} (checked), "
+              f"source-task test accuracy {accuracy:.3f}")
+        return 0
+    out = args.out or resolve_cache_dir() / "retrained_source_models"
+    recipe = shipped_sources.RECIPES[args.backbone]
+    print(f"Retraining the {args.backbone} source model: {recipe['epochs']} epochs over the cluttered "
+          f"source task; each epoch's time is printed as it ends.", flush=True)
+    info = shipped_sources.retrain(args.backbone, out, verbose=2)
+    print(f"{args.backbone} source model retrained in {info['train_seconds']:.0f} s: source-task test "
+          f"accuracy {info['source_test_accuracy']:.3f}, md5 {info['md5']}, written to "
+          f"{display_path(Path(out) / info['file'])}")
+    compared = info.get("compared_to_shipped")
+    if compared:
+        same = "the same file" if compared["same_file"] else (
+            f"not the same file (largest weight difference {compared['max_abs_weight_difference']:.3g})")
+        print(f"Against the shipped file: {same}; accuracy {compared['accuracy_difference']:+.3f} "
+              f"(shipped {compared['shipped_source_test_accuracy']:.3f}).")
     return 0
 
 

@@ -187,13 +187,17 @@ def stratified_split(data, test_fraction, seed):
 
 
 def make_splits(pool, test, labels_per_class, validation_per_class=100, seed=0, validation=None,
-                test_per_class=None):
+                test_per_class=None, validation_last=False):
     """Sample a stratified training set and a validation set from `pool`.
 
     Per class, the pool is shuffled with `seed`; the first
     `validation_per_class` examples become validation, the next
     `labels_per_class` training. With the same seed a smaller budget is a
     subset of a larger one, so label-budget curves compare like with like.
+    With `validation_last`, training takes the first `labels_per_class` and
+    validation the last `validation_per_class`, so that neither depends on the
+    other's size (the protocol of the cluttered task; the clean notebooks'
+    stored outputs were made with the first order).
 
     Args:
         pool: Training pool (an ImageSet).
@@ -206,6 +210,8 @@ def make_splits(pool, test, labels_per_class, validation_per_class=100, seed=0, 
         test_per_class: Evaluate on this many test examples per class (a
             fixed subset, the same for every seed and budget) to save time;
             None keeps the whole test split.
+        validation_last: Draw validation from the end of each class's
+            shuffled pool instead of the front (see above).
 
     Returns:
         A `Splits`.
@@ -228,8 +234,12 @@ def make_splits(pool, test, labels_per_class, validation_per_class=100, seed=0, 
                 f"per class ({needed}). Lower labels_per_class (at most "
                 f"{max(len(members) - held_out, 0)}) or validation_per_class."
             )
-        validation_index.extend(members[:held_out])
-        train_index.extend(members[held_out:needed])
+        if validation_last:
+            train_index.extend(members[:labels_per_class])
+            validation_index.extend(members[len(members) - held_out:])
+        else:
+            validation_index.extend(members[:held_out])
+            train_index.extend(members[held_out:needed])
     train = pool.subset(np.sort(np.asarray(train_index, dtype=np.int64)))
     if validation is None:
         validation = pool.subset(np.sort(np.asarray(validation_index, dtype=np.int64)))

@@ -273,8 +273,17 @@ def load_source_base(backbone, image_size=SOURCE_IMAGE_SIZE, pooling="avg", **op
         image_size: Input `(height, width)` of the returned base.
         pooling: `"avg"`, `"max"` or `None`.
         **options: Passed to `get_source_model` (`source_classes`, `seed`,
-            `recipe`, `cache_dir`, `verbose`).
+            `recipe`, `cache_dir`, `verbose`). With `clutter` (a
+            `clutter.ClutterSpec`) the base is the source model trained on that
+            cluttered source task and shipped in `data/source_models/` (see
+            `shipped_sources`): nothing is trained.
     """
+    clutter = options.pop("clutter", None)
+    if clutter is not None:
+        from tlhelpers.shipped_sources import build_source_base, check_shipped_task
+
+        check_shipped_task(backbone, clutter, **options)
+        return build_source_base(backbone, image_size, pooling)
     spec = get_backbone(backbone)
     size = check_image_size(spec, image_size)
     base = spec.builder(include_top=False, weights=None, input_shape=(*size, 3), pooling=pooling)

@@ -1,0 +1,95 @@
+"""Source models shipped in data/source_models/: md5-checked loading, clear errors, retraining."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from tlhelpers import shipped_sources
+from tlhelpers.shipped_sources import SourceWeightsError
+
+
+@pytest.fixture
+def fake_shipped(tmp_path, monkeypatch):
+    """A shipped entry 'vgg16' pointing at a small file of two arrays in a private folder."""
+    weights = [np.arange(6, dtype=np.float32).reshape(2, 3) / 7, np.ones(3, np.float32)]
+    path = shipped_sources.write_base_weights(weights, tmp_path / "vgg16-test.npz")
+    monkeypatch.setattr(shipped_sources, "SHIPPED_DIR", tmp_path)
+    monkeypatch.setattr(shipped_sources, "SHIPPED",
+                        {"vgg16": ("vgg16-test.npz", shipped_sources.md5_of(path), 0.9)})
+    return path, weights
+
+
+def test_round_trip_is_float16_rounding(fake_shipped):
+    path, weights = fake_shipped
+    read = shipped_sources.read_base_weights("vgg16")
+    assert [w.dtype for w in read] == [np.float32, np.float32]
+    assert np.array_equal(read[0], weights[0].astype(np.float16).astype(np.float32))
+    assert not list(path.parent.glob(".tmp-*"))
+
+
+def test_missing_file_says_how_to_restore(fake_shipped):
+    path, _ = fake_shipped
+    path.unlink()
+    with pytest.raises(SourceWeightsError, match=r"not found .*git checkout -- data/source_models/vgg16-test.npz"):
+        shipped_sources.read_base_weights("vgg16")
+
+
+def test_truncated_file_names_both_md5s(fake_shipped):
+    path, _ = fake_shipped
+    expected = shipped_sources.SHIPPED["vgg16"][1]
+    path.write_bytes(path.read_bytes()[:40])
+    with pytest.raises(SourceWeightsError, match=f"expected {expected}.*--retrain"):
+        shipped_sources.read_base_weights("vgg16")
+
+
+def test_unreadable_archive_is_a_clear_error(fake_shipped):
+    path, _ = fake_shipped
+    path.write_bytes(b"not a zip archive")
+    with pytest.raises(SourceWeightsError, match="cannot be read"):
+        shipped_sources.read_base_weights("vgg16", check_md5=False)
+
+
+def test_unknown_backbone_lists_shipped(fake_shipped):
+    with pytest.raises(ValueError, match="Received backbone='resnet5'.*vgg16"):
+        shipped_sources.shipped_path("resnet5")
+
+
+def test_interrupted_write_leaves_no_file(tmp_path, monkeypatch):
+    def broken(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(np, "savez_compressed", broken)
+    with pytest.raises(KeyboardInterrupt):
+        shipped_sources.write_base_weights([np.ones(2)], tmp_path / "x.npz")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_other_clutter_or_classes_are_refused():
+    from tlhelpers.clutter import ClutterSpec
+
+    if "vgg16" not in shipped_sources.SHIPPED:
+        pytest.skip("no shipped vgg16 source model")
+    with pytest.raises(ValueError, match="clutter=ClutterSpec.*trained on"):
+        shipped_sources.check_shipped_task("vgg16", ClutterSpec(canvas_size=40))
+    with pytest.raises(ValueError, match="source_classes"):
+        shipped_sources.check_shipped_task("vgg16", shipped_sources.SOURCE_CLUTTER, source_classes=("Bag", "Coat"))
+
+
+def test_retrain_writes_file_and_provenance(tmp_path, monkeypatch):
+    # The committed recipe, shrunk to 30 images per class and one epoch: same code path.
+    monkeypatch.setitem(shipped_sources.RECIPES, "vgg16",
+                        {**shipped_sources.RECIPES["vgg16"], "epochs": 2, "examples_per_class": 30})
+    info = shipped_sources.retrain("vgg16", tmp_path, verbose=0)
+    path = tmp_path / "vgg16-clutter48.npz"
+    assert info["md5"] == shipped_sources.md5_of(path)
+    assert json.loads(path.with_suffix(".json").read_text())["md5"] == info["md5"]
+    assert len(info["test_accuracy_per_epoch"]) == 2 and 0 <= info["source_test_accuracy"] <= 1
+    assert info["train_examples_per_epoch"] == 150
+    base = shipped_sources.build_source_base(
+        "vgg16", 48, weights=shipped_sources.read_base_weights("vgg16", path, check_md5=False))
+    assert base.output.shape == (None, 512)
+    # Same recipe, same seed, same machine: the same file.
+    again = shipped_sources.retrain("vgg16", tmp_path / "again", verbose=0)
+    assert again["md5"] == info["md5"]

@@ -1,0 +1,193 @@
+"""Transfer against matched controls on Fashion-MNIST in clutter, with a fair protocol.
+
+Each transfer strategy has a control that differs from it in one thing only,
+whether the weights came from the source task:
+
+- feature extraction (source base frozen, new head) vs **random features**
+  (the same frozen architecture with random weights, the same head);
+- fine-tuning (source base, stages 1..k frozen) vs **scratch** (the same
+  architecture from random weights, everything trained);
+
+plus the small CNN as a right-sized baseline and a logistic regression on raw
+pixels as the floor. Every arm at a label budget gets the same number of
+gradient steps (`steps`, rounded up to whole epochs) and is scored on the test
+split after its last step: nothing is selected on test. Validation is drawn
+from the end of each class's shuffled pool, so the training images of a budget
+do not depend on the validation size. Differences are paired by seed (the same
+training images for every arm) and called higher or lower only when their 95%
+t-interval excludes zero.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+
+from tlhelpers import datasets, probes
+
+# arm -> (train_run strategy, weights).
+ARMS = {
+    "feature_extraction": ("feature_extraction", "embedded"),
+    "random_features": ("feature_extraction", "none"),
+    "fine_tune": ("fine_tune", "embedded"),
+    "scratch": ("scratch", "none"),
+    "small_cnn": ("small_cnn", "none"),
+}
+MATCHED_CONTROL = {"feature_extraction": "random_features", "fine_tune": "scratch"}
+ARM_NAMES = {
+    "feature_extraction": "feature extraction", "random_features": "random features (same head)",
+    "fine_tune": "fine-tuning", "scratch": "same architecture from scratch", "small_cnn": "small CNN",
+    "pixels": "pixels (logistic regression)",
+}
+
+
+@dataclasses.dataclass
+class StudyConfig:
+    """What a study runs.
+
+    Attributes:
+        backbones: Registry names with a shipped cluttered source model.
+        arms: Keys of `ARMS`; pixels are always probed.
+        labels_per_class: Label budgets.
+        seeds: Seeds; each fixes the training images of every arm at a budget.
+        steps: Gradient steps per run (rounded up to whole epochs).
+        batch_size: Training batch size.
+        validation_per_class: Validation images per class (learning curves).
+        test_per_class: Test images per class (a fixed subset of the test split).
+        image_size: Input side (the canvas).
+        freeze_stage: Fine-tuning freezes stages 1..k (None: the default, 3).
+    """
+
+    backbones: tuple = ("resnet50", "vgg16")
+    arms: tuple = tuple(ARMS)
+    labels_per_class: tuple = (10, 100)
+    seeds: tuple = (0, 1, 2)
+    steps: int = 200
+    batch_size: int = 16
+    validation_per_class: int = 50
+    test_per_class: int = 200
+    image_size: int = 48
+    freeze_stage: int | None = None
+
+
+def epochs_for(labels_per_class, num_classes, steps, batch_size):
+    """Whole epochs that give at least `steps` gradient steps."""
+    return max(1, math.ceil(steps / math.ceil(labels_per_class * num_classes / batch_size)))
+
+
+def load_splits(config):
+    """`{(labels_per_class, seed): Splits}` of the cluttered target task."""
+    from tlhelpers.shipped_sources import SOURCE_CLUTTER
+
+    pool, test = datasets.load_embedded(datasets.DEFAULT_TARGET_CLASSES, clutter=SOURCE_CLUTTER)
+    return {(n, seed): datasets.make_splits(pool, test, n, config.validation_per_class, seed,
+                                            test_per_class=config.test_per_class, validation_last=True)
+            for n in config.labels_per_class for seed in config.seeds}
+
+
+def pixel_accuracies(splits):
+    """`{(labels_per_class, seed): test accuracy}` of logistic regression on raw pixels."""
+    from tlhelpers.features import linear_probe
+
+    return {key: linear_probe(probes.pixel_features(s.train), s.train.labels,
+                              probes.pixel_features(s.test), s.test.labels)
+            for key, s in splits.items()}
+
+
+def run_study(config=None, verbose=1, on_result=None):
+    """Run every arm for every backbone, budget and seed.
+
+    Returns:
+        `(results, pixels)`: a list of `RunResult` (`config["arm"]` names the
+        arm) and `pixel_accuracies` of the same splits.
+    """
+    from tlhelpers.shipped_sources import SOURCE_CLUTTER
+    from tlhelpers.training import train_run
+
+    config = config or StudyConfig()
+    unknown = sorted(set(config.arms) - set(ARMS))
+    if unknown:
+        raise ValueError(f"Received arms={list(config.arms)}. Expected any of: {', '.join(ARMS)}.")
+    splits = load_splits(config)
+    runs = [(backbone, n, seed, arm) for backbone in config.backbones for n in config.labels_per_class
+            for seed in config.seeds for arm in config.arms
+            if arm != "small_cnn" or backbone == config.backbones[0]]
+    results = []
+    for index, (backbone, n, seed, arm) in enumerate(runs, start=1):
+        strategy, weights = ARMS[arm]
+        epochs = epochs_for(n, 5, config.steps, config.batch_size)
+        result = train_run(splits[n, seed], strategy, backbone, weights, config.image_size, epochs, seed,
+                           freeze_stage=config.freeze_stage, batch_size=config.batch_size, verbose=0,
+                           weights_options={"clutter": SOURCE_CLUTTER, "verbose": 0})
+        result.config["arm"] = arm
+        if arm == "random_features":
+            result.weights = "random"
+        if verbose:
+            print(f"[{index}/{len(runs)}] {arm} {backbone if arm != 'small_cnn' else ''} labels_per_class={n} "
+                  f"seed={seed}: test accuracy {result.test_accuracy:.3f} after {result.config['steps']} steps "
+                  f"({result.wall_time_s:.0f} s)", flush=True)
+        results.append(result)
+        if on_result:
+            on_result(result)
+    return results, pixel_accuracies(splits)
+
+
+def _by_arm(results, backbone, arm, labels_per_class):
+    """Runs of one arm, backbone and budget in seed order (the small CNN has no backbone)."""
+    chosen = [r for r in results if r.config.get("arm") == arm and r.labels_per_class == labels_per_class
+              and (arm == "small_cnn" or r.backbone == backbone)]
+    return sorted(chosen, key=lambda r: r.seed)
+
+
+def comparison(results, pixels, backbone, arm, control, labels_per_class, key="test_accuracy"):
+    """Paired comparison of `arm` with `control` at one budget.
+
+    `key` is `"test_accuracy"` or a curve metric of `curves.run_metrics`
+    (`"start"`, `"slope"`, `"asymptote"`) on validation accuracy.
+
+    Returns:
+        A dict with both means, the mean difference, its 95% interval and the verdict.
+    """
+    from tlhelpers.curves import run_metrics
+
+    def values(name):
+        if name == "pixels":
+            return [pixels[labels_per_class, seed] for seed in sorted({s for _, s in pixels})]
+        runs = _by_arm(results, backbone, name, labels_per_class)
+        return [getattr(run_metrics(r), key) if key != "test_accuracy" else r.test_accuracy for r in runs]
+
+    a, b = values(arm), values(control)
+    if len(a) != len(b) or len(a) < 2:
+        raise ValueError(f"Received {len(a)} runs of {arm} and {len(b)} of {control} at {labels_per_class} "
+                         "labels per class. Expected the same seeds for both, at least 2.")
+    mean, low, high = probes.paired_difference(a, b)
+    return {"arm": arm, "control": control, "labels_per_class": labels_per_class, "metric": key,
+            "arm_mean": float(np.mean(a)), "control_mean": float(np.mean(b)),
+            "difference": mean, "ci_low": low, "ci_high": high, "verdict": probes.verdict(a, b)}
+
+
+def labels_saved(results, pixels, backbone, arm, control):
+    """The smallest budget at which `control` reaches `arm`'s mean test accuracy at the smallest
+    budget run, or None when it does not within the budgets run."""
+    budgets = sorted({r.labels_per_class for r in results})
+    target = np.mean([r.test_accuracy for r in _by_arm(results, backbone, arm, budgets[0])])
+    for n in budgets:
+        runs = _by_arm(results, backbone, control, n)
+        if runs and np.mean([r.test_accuracy for r in runs]) >= target:
+            return n
+    return None
+
+
+def sentence(row):
+    """One sentence for a `comparison` row, with its interval; "no clear difference" unless it excludes 0."""
+    arm, control = ARM_NAMES[row["arm"]], ARM_NAMES[row["control"]]
+    what = {"test_accuracy": "test accuracy", "start": "start", "slope": "initial slope",
+            "asymptote": "asymptote"}[row["metric"]]
+    interval = f"{row['difference']:+.3f}, 95% interval {row['ci_low']:+.3f} to {row['ci_high']:+.3f}"
+    if row["verdict"] == "no clear difference":
+        return (f"At {row['labels_per_class']} labels per class, {arm} and {control} show no clear "
+                f"difference in {what} ({interval}).")
+    return (f"At {row['labels_per_class']} labels per class, {arm} has a {row['verdict']} {what} than "
+            f"{control} ({row['arm_mean']:.3f} vs {row['control_mean']:.3f}; {interval}).")
