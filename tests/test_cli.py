@@ -19,7 +19,7 @@ from tlhelpers.backbones import build_base
         (["--target-classes", "Bag", "Coat"], "overlap: ['Coat']"),
         (["--target-classes", "Sock", "Bag"], "Received class 'Sock'"),
         (["--dataset", "digits", "--target-classes", "Bag", "Shirt"], "embedded dataset only"),
-        (["--weights", "none"], "nothing to transfer"),
+        (["--weights", "none"], "fine-tuning random weights is training from scratch"),
         (["--epochs", "2", "--head-epochs", "2"], "head_epochs=2 with epochs=2"),
         (["--image-size", "16"], "at least 32"),
         (["--labels-per-class", "0"], "labels_per_class=[0]"),
@@ -115,3 +115,33 @@ def test_run_accepts_registry_photo_datasets():
 
     assert {"cats_vs_dogs", "flowers"} <= set(DATASETS)
     check_config(ExperimentConfig(dataset="cats_vs_dogs", weights="imagenet", image_size=160))
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["study", "--seeds", "0"], "Expected at least 2 seeds"),
+        (["study", "--backbone", "resnet5"], "Received backbone='resnet5' for a shipped source model"),
+        (["study", "--arms", "finetune"], "Received arms=['finetune']"),
+        (["source-model", "--retrain"], "Received --retrain with --task clean"),
+        (["source-model", "--task", "clutter", "--backbone", "vgg16", "--out", "x"], "--out needs --retrain"),
+    ],
+)
+def test_study_and_source_model_bad_input(argv, message, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code = cli.main([*argv, *(["--out", "r", "--quiet"] if argv[0] == "study" else [])])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert message in err
+    assert "Traceback" not in err and err.count("\n") == 1
+    assert not (tmp_path / "r").exists()
+
+
+def test_random_features_control_runs_from_the_command_line(tmp_path, cache_dir):
+    out = tmp_path / "report"
+    code = cli.main(["run", "--backbone", "vgg16", "--weights", "none", "--strategies", "feature_extraction",
+                     "--labels-per-class", "3", "--seeds", "0", "1", "--epochs", "2", "--head-epochs", "0",
+                     "--validation-per-class", "3", "--dataset", "digits", "--quiet", "--out", str(out)])
+    assert code == 0
+    runs = json.loads((out / "results.json").read_text())["runs"]
+    assert [(run["strategy"], run["weights"]) for run in runs] == [("feature_extraction", "none")] * 2

@@ -2,6 +2,7 @@
 
 Commands:
     run           train an experiment headless and write a report directory
+    study         transfer against matched controls on Fashion-MNIST in clutter, with a report
     source-model  train (or load) an embedded source model and print its accuracy
     weights add   install a no-top ImageNet weights file into the Keras cache (checked)
     data add      install a photo dataset archive into the Keras cache (checked, extracted)
@@ -90,6 +91,23 @@ def build_parser():
     source.add_argument("--out", default=None,
                         help="with --retrain: folder for the new file (default: a folder in the "
                              "package cache; data/source_models replaces the shipped file)")
+
+    from tlhelpers.study import ARMS, StudyConfig
+
+    study_defaults = StudyConfig()
+    study = commands.add_parser("study", help="transfer against matched controls on Fashion-MNIST in clutter")
+    study.add_argument("--backbone", nargs="+", default=list(study_defaults.backbones), metavar="NAME",
+                       help="backbones with a shipped source model (default: %(default)s)")
+    study.add_argument("--arms", nargs="+", default=list(study_defaults.arms), metavar="ARM",
+                       help=f"any of: {', '.join(ARMS)} (default: all); pixels are always probed")
+    study.add_argument("--labels-per-class", nargs="+", type=int, default=list(study_defaults.labels_per_class),
+                       metavar="N", help="label budgets (default: %(default)s)")
+    study.add_argument("--seeds", nargs="+", type=int, default=list(study_defaults.seeds), metavar="S",
+                       help="seeds, at least 2 for intervals (default: %(default)s)")
+    study.add_argument("--steps", type=int, default=study_defaults.steps,
+                       help="gradient steps of every run (default: %(default)s)")
+    study.add_argument("--out", default="report-study", help="report directory (default: %(default)s)")
+    study.add_argument("--quiet", action="store_true", help="no progress output")
 
     weights = commands.add_parser("weights", help="manage ImageNet weights in the Keras cache")
     weights_commands = weights.add_subparsers(dest="action", required=True)
@@ -181,6 +199,9 @@ def command_doctor(args):
 
 
 def command_source_model(args):
+    if args.out and not args.retrain:
+        raise ValueError(f"Received --out {args.out} without --retrain. --out needs --retrain: it is "
+                         "where a retrained source model is written.")
     if args.task == "clutter":
         return _shipped_source_model(args)
     if args.retrain:
@@ -191,6 +212,24 @@ def command_source_model(args):
     _, info = get_source_model(args.backbone, seed=args.seed)
     print(f"{args.backbone} source model: source-task test accuracy {info['source_test_accuracy']:.3f}, "
           f"trained in {info['train_seconds']:.0f} s, cached at {info['path']}")
+    return 0
+
+
+def command_study(args):
+    from tlhelpers.study import StudyConfig, run_study, write_study_report
+
+    config = StudyConfig(backbones=tuple(args.backbone), arms=tuple(args.arms),
+                         labels_per_class=tuple(args.labels_per_class), seeds=tuple(args.seeds), steps=args.steps)
+    if len(config.seeds) < 2:
+        raise ValueError(f"Received --seeds {' '.join(map(str, config.seeds))}. Expected at least 2 seeds: "
+                         "differences are judged by an interval over seeds.")
+    started = time.perf_counter()
+    results, pixels = run_study(config, verbose=0 if args.quiet else 1)
+    paths = write_study_report(args.out, results, pixels, config)
+    if not args.quiet:
+        print(f"Done in {time.perf_counter() - started:.0f} s. Report: {os.path.abspath(args.out)}")
+        for name, path in paths.items():
+            print(f"  {name}: {path}")
     return 0
 
 
@@ -227,7 +266,7 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     from tlhelpers.backbones import WeightsUnavailableError
 
-    commands = {"run": command_run, "source-model": command_source_model, "weights": command_weights,
+    commands = {"run": command_run, "study": command_study, "source-model": command_source_model, "weights": command_weights,
                 "data": command_data, "doctor": command_doctor}
     try:
         return commands[args.command](args)

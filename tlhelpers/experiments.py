@@ -99,9 +99,11 @@ def check_config(config):
     if weights not in ("embedded", "imagenet", "none", "hub") and not Path(str(weights)).is_file():
         raise ValueError(f"Received weights={weights!r}. Expected 'embedded', 'imagenet', 'none', "
                          "'hub' (TF-Hub backbones) or the path of an existing weights file.")
-    if weights == "none" and {"feature_extraction", "fine_tune"} & set(config.strategies):
-        raise ValueError("Received weights='none' with a transfer strategy: there is nothing to "
-                         "transfer. Use 'embedded' or 'imagenet', or only 'scratch' and 'small_cnn'.")
+    if weights == "none" and "fine_tune" in config.strategies:
+        raise ValueError("Received weights='none' with fine_tune: fine-tuning random weights is training "
+                         "from scratch. Use strategy 'scratch' (everything trained), or weights "
+                         "'embedded' or 'imagenet'. With weights 'none', feature_extraction is the "
+                         "random-features control: the same frozen architecture and head, random weights.")
     if any(int(n) < 1 for n in config.labels_per_class) or not config.labels_per_class:
         raise ValueError(f"Received labels_per_class={list(config.labels_per_class)}. "
                          "Expected one or more integers >= 1.")

@@ -110,6 +110,11 @@ def run_study(config=None, verbose=1, on_result=None):
     unknown = sorted(set(config.arms) - set(ARMS))
     if unknown:
         raise ValueError(f"Received arms={list(config.arms)}. Expected any of: {', '.join(ARMS)}.")
+    if set(config.arms) & {"feature_extraction", "fine_tune"}:
+        from tlhelpers.shipped_sources import shipped_path
+
+        for backbone in config.backbones:
+            shipped_path(backbone)  # an unknown or unshipped backbone fails before any training
     splits = load_splits(config)
     runs = [(backbone, n, seed, arm) for backbone in config.backbones for n in config.labels_per_class
             for seed in config.seeds for arm in config.arms
@@ -191,3 +196,106 @@ def sentence(row):
                 f"difference in {what} ({interval}).")
     return (f"At {row['labels_per_class']} labels per class, {arm} has a {row['verdict']} {what} than "
             f"{control} ({row['arm_mean']:.3f} vs {row['control_mean']:.3f}; {interval}).")
+
+
+def best_transfer_arm(results, backbone, labels_per_class):
+    """The transfer arm with the highest mean test accuracy at a budget."""
+    means = {arm: np.mean([r.test_accuracy for r in _by_arm(results, backbone, arm, labels_per_class)])
+             for arm in MATCHED_CONTROL if _by_arm(results, backbone, arm, labels_per_class)}
+    return max(means, key=means.get) if means else None
+
+
+def study_rows(results, pixels):
+    """Every comparison the reading makes, as `comparison` rows with a `backbone` field."""
+    rows = []
+    backbones = list(dict.fromkeys(r.backbone for r in results if r.config.get("arm") != "small_cnn"))
+    arms_run = {r.config.get("arm") for r in results}
+    for backbone in backbones:
+        for n in sorted({r.labels_per_class for r in results}):
+            pairs = [(arm, control, metric) for arm, control in MATCHED_CONTROL.items()
+                     if {arm, control} <= arms_run for metric in ("test_accuracy", "start", "slope")]
+            pairs += [(arm, "pixels", "test_accuracy") for arm in MATCHED_CONTROL if arm in arms_run]
+            pairs += [(arm, "small_cnn", "test_accuracy") for arm in MATCHED_CONTROL
+                      if {arm, "small_cnn"} <= arms_run]
+            rows.extend({"backbone": backbone, **comparison(results, pixels, backbone, arm, control, n, metric)}
+                        for arm, control, metric in pairs)
+    return rows
+
+
+def reading(results, pixels):
+    """Markdown paragraphs, one per backbone, generated from the runs: every direction stated
+    is decided by a paired interval; negative transfer only against the matched control."""
+    rows = study_rows(results, pixels)
+    budgets = sorted({r.labels_per_class for r in results})
+    paragraphs = []
+    for backbone in dict.fromkeys(row["backbone"] for row in rows):
+        text = [sentence(row) for row in rows if row["backbone"] == backbone]
+        negative = [row for row in rows if row["backbone"] == backbone and row["verdict"] == "lower"
+                    and MATCHED_CONTROL.get(row["arm"]) == row["control"] and row["metric"] == "test_accuracy"]
+        text += [f"That is negative transfer at {row['labels_per_class']} labels per class: "
+                 f"{ARM_NAMES[row['arm']]} does worse than its matched control." for row in negative]
+        best = best_transfer_arm(results, backbone, budgets[0])
+        if best and len(budgets) > 1:
+            for control in ("scratch", "small_cnn", "random_features"):
+                if not _by_arm(results, backbone, control, budgets[0]):
+                    continue
+                found = labels_saved(results, pixels, backbone, best, control)
+                text.append(f"{ARM_NAMES[control].capitalize()} reaches the accuracy of {ARM_NAMES[best]} at "
+                            f"{budgets[0]} labels per class "
+                            + (f"with {found} labels per class." if found else "not within the budgets run "
+                               f"(up to {budgets[-1]})."))
+        paragraphs.append(f"**{backbone}.** " + " ".join(text))
+    return "\n\n".join(paragraphs)
+
+
+def summary_table(results, pixels):
+    """Markdown table: test accuracy mean and 95% interval per backbone, arm and budget."""
+    from tlhelpers.curves import aggregate
+
+    lines = ["| backbone | arm | labels/class | seeds | steps | test accuracy (95% interval) |",
+             "|---|---|---:|---:|---:|---|"]
+    groups = {}
+    for r in results:
+        groups.setdefault((r.backbone, r.config.get("arm"), r.labels_per_class), []).append(r)
+    for n in sorted({key[0] for key in pixels}):
+        values = [v for (budget, _), v in sorted(pixels.items()) if budget == n]
+        groups.setdefault(("-", "pixels", n), values)
+    for (backbone, arm, n), runs in sorted(groups.items(), key=lambda item: (item[0][0], item[0][2])):
+        values = [r if isinstance(r, float) else r.test_accuracy for r in runs]
+        stats = aggregate(values)
+        steps = runs[0].config["steps"] if not isinstance(runs[0], float) else "-"
+        lines.append(f"| {backbone} | {ARM_NAMES[arm]} | {n} | {len(values)} | {steps} | {stats['mean']:.3f} "
+                     f"({stats['ci_low']:.3f} to {stats['ci_high']:.3f}) |")
+    return "\n".join(lines)
+
+
+def write_study_report(out_dir, results, pixels, config):
+    """Write `results.json`, `summary.md` and `label_budget.png` of a study into `out_dir`.
+
+    Returns:
+        `{name: path}` of the files written.
+    """
+    import json
+    from pathlib import Path
+
+    from matplotlib.figure import Figure
+
+    from tlhelpers import plots
+    from tlhelpers.report import _save_figure, results_payload
+    from tlhelpers.results import atomic_write_text
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    payload = results_payload(results, dataclasses.asdict(config))
+    payload["pixels"] = [{"labels_per_class": n, "seed": seed, "test_accuracy": value}
+                         for (n, seed), value in sorted(pixels.items())]
+    payload["comparisons"] = study_rows(results, pixels)
+    paths = {"results": out_dir / "results.json", "summary": out_dir / "summary.md",
+             "label_budget": out_dir / "label_budget.png"}
+    atomic_write_text(paths["results"], json.dumps(payload, indent=2))
+    atomic_write_text(paths["summary"], "# Transfer against matched controls (Fashion-MNIST in clutter)\n\n"
+                      + summary_table(results, pixels) + "\n\n## Reading\n\n" + reading(results, pixels) + "\n")
+    figure = Figure(figsize=(9, 5.5))
+    plots.plot_label_budget(payload["summary"], ax=figure.add_subplot())
+    _save_figure(figure, paths["label_budget"])
+    return paths
