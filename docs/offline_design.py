@@ -104,26 +104,38 @@ def part_candidates(results):
         _report(f"candidate: {name}", results)
 
 
+def probe_targets():
+    """The targets the shipped sources are probed on: `{name: (pool, test)}` (probe-sized subsets)."""
+    from tlhelpers.shipped_sources import SOURCE_CLUTTER
+
+    digits_pool, digits_test = datasets.load_digits()
+    return {"clutter": probe_task(SOURCE_CLUTTER), "clean": probe_task(None),
+            "digits": (datasets.subsample_per_class(digits_pool, PROBE_POOL_PER_CLASS),
+                       datasets.subsample_per_class(digits_test, PROBE_TEST_PER_CLASS))}
+
+
 def part_shipped(results):
     from tlhelpers.backbones import get_backbone
-    from tlhelpers.shipped_sources import SOURCE_CLUTTER, SOURCE_IMAGE_SIZE, build_source_base
+    from tlhelpers.shipped_sources import SOURCE_IMAGE_SIZE, build_source_base
 
-    pool, test = probe_task(SOURCE_CLUTTER)
     size = (SOURCE_IMAGE_SIZE, SOURCE_IMAGE_SIZE)
     for backbone in ("resnet50", "vgg16"):
         spec = get_backbone(backbone)
-        arms = {"pixels": (probes.pixel_features(pool), probes.pixel_features(test))}
-        for label, base in (("random", spec.builder(include_top=False, weights=None,
-                                                     input_shape=(*size, 3), pooling=None)),
-                            ("source", build_source_base(backbone, SOURCE_IMAGE_SIZE, pooling=None))):
-            train_features, test_features = (probes.stage_features(base, spec.stage_ends, d, size, spec.preprocess,
-                                                                   stages=(2, 3, 4, 5)) for d in (pool, test))
-            for stage in (2, 3, 4, 5):
-                arms[f"{label} stage {stage}"] = (train_features[stage], test_features[stage])
-        rows = probes.probe_arms(arms, pool.labels, test.labels, BUDGETS, SEEDS)
-        results[f"shipped: {backbone}"] = {"clutter": SOURCE_CLUTTER.to_dict(),
-                                           "rows": [vars(row) for row in rows]}
-        _report(f"shipped: {backbone}", results)
+        bases = {"random": spec.builder(include_top=False, weights=None, input_shape=(*size, 3), pooling=None),
+                 "source": build_source_base(backbone, SOURCE_IMAGE_SIZE, pooling=None)}
+        for target, (pool, test) in probe_targets().items():
+            # Every target is shown at the canvas size (clean and digit images are resized).
+            arms = {"pixels": (probes.pixel_features(pool), probes.pixel_features(test))}
+            for label, base in bases.items():
+                train_features, test_features = (
+                    probes.stage_features(base, spec.stage_ends, d, size, spec.preprocess, stages=(2, 3, 4, 5))
+                    for d in (pool, test))
+                for stage in (2, 3, 4, 5):
+                    arms[f"{label} stage {stage}"] = (train_features[stage], test_features[stage])
+            rows = probes.probe_arms(arms, pool.labels, test.labels, BUDGETS, SEEDS)
+            key = f"shipped: {backbone} on the {target} target"
+            results[key] = {"rows": [vars(row) for row in rows]}
+            _report(key, results)
 
 
 def _report(key, results):
@@ -132,7 +144,30 @@ def _report(key, results):
     if results[key].get("source"):
         print(f"source: {results[key]['source']}\n")
     print(probes.probe_table(rows), flush=True)
+    paired = _paired_rows(rows)
+    if paired:
+        print("\nsource minus random weights, same stage (mean over seeds, 95% interval):\n")
+        print("\n".join(paired), flush=True)
     RESULTS.write_text(json.dumps(results, indent=1))
+
+
+def _paired_rows(rows):
+    """Markdown rows of `source stage k - random stage k` at each budget, with the paired interval."""
+    cell = {(row.arm, row.labels_per_class): row.accuracies for row in rows}
+    lines = []
+    for stage in (2, 3, 4, 5):
+        if (f"source stage {stage}", BUDGETS[0]) not in cell:
+            continue
+        parts = []
+        for budget in BUDGETS:
+            mean, low, high = probes.paired_difference(cell[f"source stage {stage}", budget],
+                                                       cell[f"random stage {stage}", budget])
+            parts.append(f"{mean:+.3f} ({low:+.3f} to {high:+.3f})")
+        lines.append(f"| stage {stage} | " + " | ".join(parts) + " |")
+    if lines:
+        lines = ["| stage | " + " | ".join(f"{b}/class" for b in BUDGETS) + " |",
+                 "|---|" + "---:|" * len(BUDGETS)] + lines
+    return lines
 
 
 def main(argv=None):

@@ -93,3 +93,15 @@ def test_retrain_writes_file_and_provenance(tmp_path, monkeypatch):
     # Same recipe, same seed, same machine: the same file.
     again = shipped_sources.retrain("vgg16", tmp_path / "again", verbose=0)
     assert again["md5"] == info["md5"]
+
+
+def test_doctor_reports_the_shipped_files(fake_shipped):
+    from tlhelpers import doctor
+
+    path, _ = fake_shipped
+    assert doctor._shipped_state("vgg16") == "ok (md5 checked)"
+    assert doctor._shipped_state("resnet50") == "not shipped"
+    path.write_bytes(b"x")
+    assert doctor._shipped_state("vgg16").startswith("unusable: Shipped vgg16 source model")
+    lines = doctor.format_status(doctor.collect_status(probe=False))
+    assert any(line.split()[:2] == ["vgg16", "unusable:"] for line in lines)

@@ -33,6 +33,19 @@ def _default_source_model(backbone, cache_dir):
     return folder / f"{backbone}-{size[0]}px-{key}.json"
 
 
+def _shipped_state(backbone):
+    """`"ok (md5 checked)"`, `"not shipped"`, or the reason the shipped file cannot be used."""
+    from tlhelpers import shipped_sources
+
+    if backbone not in shipped_sources.SHIPPED:
+        return "not shipped"
+    try:
+        shipped_sources.read_base_weights(backbone)
+    except shipped_sources.SourceWeightsError as error:
+        return f"unusable: {str(error).split('. ')[0]}"
+    return "ok (md5 checked)"
+
+
 def collect_status(keras_dir=None, tlhelpers_dir=None, probe=True):
     """Collect the cache locations, cached files and profile readiness.
 
@@ -43,7 +56,8 @@ def collect_status(keras_dir=None, tlhelpers_dir=None, probe=True):
 
     Returns:
         A dict with `keras_cache`, `tlhelpers_cache`, `mirror`, `online`,
-        `weights`, `photos`, `source_models` and `profiles`.
+        `weights`, `photos`, `source_models`, `shipped_source_models` and
+        `profiles`.
     """
     try:
         mirror = downloads.mirror_base()
@@ -64,6 +78,7 @@ def collect_status(keras_dir=None, tlhelpers_dir=None, probe=True):
                               "state": "cached" if folder else "missing",
                               "path": str(folder) if folder else None}
     embedded = {name: _default_source_model(name, tlhelpers_dir).is_file() for name in backbones.BACKBONES}
+    shipped = {name: _shipped_state(name) for name in backbones.BACKBONES}
     online = network_reachable() if probe else None
     missing_weights = [name for name, item in weights.items() if item["state"] != "cached"]
     if not datasets.EMBEDDED_FILE.is_file():
@@ -85,7 +100,7 @@ def collect_status(keras_dir=None, tlhelpers_dir=None, probe=True):
     return {"keras_cache": str(downloads.keras_home(keras_dir)),
             "tlhelpers_cache": str(source_models.resolve_cache_dir(tlhelpers_dir)),
             "mirror": mirror, "online": online, "weights": weights, "photos": photo_status,
-            "source_models": embedded, "profiles": profiles}
+            "source_models": embedded, "shipped_source_models": shipped, "profiles": profiles}
 
 
 def format_status(status):
@@ -103,6 +118,8 @@ def format_status(status):
     lines.append("Embedded source models (default source task, seed 0):")
     lines += [f"  {name:<13} {'cached' if cached else 'missing'}"
               for name, cached in status["source_models"].items()]
+    lines.append("Shipped source models (Fashion-MNIST in clutter; nothing to train):")
+    lines += [f"  {name:<13} {state}" for name, state in status.get("shipped_source_models", {}).items()]
     lines.append("Profiles:")
     lines += [f"  {name:<13} {'ready' if ready else 'NOT READY'}: {reason}"
               for name, (ready, reason) in status["profiles"].items()]
