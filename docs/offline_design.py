@@ -9,8 +9,8 @@ models stage by stage against random weights of the same architecture and
 pixels, on the chosen task.
 
 Run from the project root: `.venv/bin/python docs/offline_design.py --part all`.
-Results go to `docs/offline-design-results.json` (one entry per table) and the
-tables are printed in Markdown.
+Results go to `docs/offline-design-results.json` (one entry per table), and
+their Markdown tables to `docs/offline-design-tables.md`.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from tlhelpers import datasets, probes  # noqa: E402
 from tlhelpers.clutter import ClutterSpec  # noqa: E402
 
 RESULTS = Path(__file__).with_name("offline-design-results.json")
+TABLES = Path(__file__).with_name("offline-design-tables.md")
 BUDGETS = (2, 5, 10, 20, 50)
 SEEDS = (0, 1, 2)
 # Per target class: the probe draws its budgets from this many pool images and
@@ -138,43 +139,46 @@ def part_shipped(results):
             _report(key, results)
 
 
-def _report(key, results):
-    rows = [probes.ProbeRow(**row) for row in results[key]["rows"]]
-    print(f"\n### {key}\n", flush=True)
-    if results[key].get("source"):
-        print(f"source: {results[key]['source']}\n")
-    print(probes.probe_table(rows), flush=True)
-    paired = _paired_rows(rows)
-    if paired:
-        print("\nsource minus random weights, same stage (mean over seeds, 95% interval):\n")
-        print("\n".join(paired), flush=True)
-    RESULTS.write_text(json.dumps(results, indent=1))
-
-
-def _paired_rows(rows):
-    """Markdown rows of `source stage k - random stage k` at each budget, with the paired interval."""
+def tables(key, entry):
+    """The Markdown of one study entry: its probe table and the paired differences."""
+    rows = [probes.ProbeRow(**row) for row in entry["rows"]]
+    lines = [f"### {key}", ""]
+    if entry.get("source"):
+        source = entry["source"]
+        lines += [f"Small-CNN source: {source['epochs']} epochs, test accuracy "
+                  f"{source['source_test_accuracy']:.3f} on its own task.", ""]
+    lines += [probes.probe_table(rows), ""]
+    pairs = ([("source small CNN", "random small CNN"), ("source small CNN", "pixels")] if entry.get("source")
+             else [(f"source stage {k}", f"random stage {k}") for k in (2, 3, 4, 5)] + [("source stage 5", "pixels")])
+    lines += ["Paired differences over the seeds (mean, 95% interval):", "",
+              "| difference | " + " | ".join(f"{b}/class" for b in BUDGETS) + " |",
+              "|---|" + "---:|" * len(BUDGETS)]
     cell = {(row.arm, row.labels_per_class): row.accuracies for row in rows}
-    lines = []
-    for stage in (2, 3, 4, 5):
-        if (f"source stage {stage}", BUDGETS[0]) not in cell:
-            continue
+    for a, b in pairs:
         parts = []
         for budget in BUDGETS:
-            mean, low, high = probes.paired_difference(cell[f"source stage {stage}", budget],
-                                                       cell[f"random stage {stage}", budget])
+            mean, low, high = probes.paired_difference(cell[a, budget], cell[b, budget])
             parts.append(f"{mean:+.3f} ({low:+.3f} to {high:+.3f})")
-        lines.append(f"| stage {stage} | " + " | ".join(parts) + " |")
-    if lines:
-        lines = ["| stage | " + " | ".join(f"{b}/class" for b in BUDGETS) + " |",
-                 "|---|" + "---:|" * len(BUDGETS)] + lines
-    return lines
+        lines.append(f"| {a} - {b} | " + " | ".join(parts) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _report(key, results):
+    print("\n" + tables(key, results[key]), flush=True)
+    RESULTS.write_text(json.dumps(results, indent=1))
+    TABLES.write_text("# Offline design study: the tables\n\nWritten by `docs/offline_design.py` from "
+                      f"`{RESULTS.name}`; read with [offline-design.md](offline-design.md).\n\n"
+                      + "\n".join(tables(k, v) for k, v in results.items()))
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--part", choices=("candidates", "shipped", "all"), default="all")
+    parser.add_argument("--part", choices=("candidates", "shipped", "all", "tables"), default="all",
+                        help="tables: rewrite the tables from the stored results without running anything")
     args = parser.parse_args(argv)
     results = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {}
+    if args.part == "tables":
+        _report(next(iter(results)), results)
     if args.part in ("candidates", "all"):
         part_candidates(results)
     if args.part in ("shipped", "all"):

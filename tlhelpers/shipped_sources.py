@@ -34,7 +34,10 @@ RECIPES = {
 
 # name -> (file name, md5 of the file, source-task test accuracy of the shipped
 # float16 weights). Filled in when a model is trained and committed.
-SHIPPED = {}
+SHIPPED = {
+    "resnet50": ("resnet50-clutter48.npz", "cd00ee2ed48c9c095ee90cabfd116684", 0.8224),
+    "vgg16": ("vgg16-clutter48.npz", "bdca132d316e6186b5bc05b3a9c5ca65", 0.8736),
+}
 
 
 class SourceWeightsError(DataError):
@@ -208,6 +211,20 @@ def train_source(backbone, recipe=None, clutter=SOURCE_CLUTTER, classes=DEFAULT_
     return model, base, info
 
 
+def _cpu_model():
+    """The CPU model name (Linux), else the machine type."""
+    import platform
+
+    try:
+        with open("/proc/cpuinfo") as handle:
+            for line in handle:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.machine()
+
+
 def retrain(backbone, out_dir, verbose=1):
     """Train `backbone`'s source model with the committed recipe and write it to `out_dir`.
 
@@ -219,7 +236,6 @@ def retrain(backbone, out_dir, verbose=1):
         The info dict (also in the `.json`).
     """
     import json
-    import platform
 
     import keras
     import tensorflow as tf
@@ -231,7 +247,7 @@ def retrain(backbone, out_dir, verbose=1):
     path = write_base_weights(base.get_weights(), Path(out_dir) / name)
     info.update({"file": name, "md5": md5_of(path), "bytes": path.stat().st_size,
                  "keras": keras.__version__, "tensorflow": tf.__version__,
-                 "machine": platform.processor() or platform.machine()})
+                 "machine": _cpu_model()})
     if backbone in SHIPPED and shipped_path(backbone).is_file() and shipped_path(backbone) != path:
         shipped = read_base_weights(backbone)
         new = [w.astype(np.float32) for w in base.get_weights()]
