@@ -92,3 +92,17 @@ def test_epochs_give_at_least_the_steps():
     assert study.epochs_for(100, 5, 200, 16) == 7      # 32 steps per epoch: 224 steps
     assert study.epochs_for(1, 2, 0, 16) == 1
     assert np.isclose(study.epochs_for(100, 5, 224, 16) * 32, 224)
+
+
+def test_study_command_writes_the_report_and_no_partial_file(tiny_source, tmp_path, cache_dir):
+    from tlhelpers import cli
+
+    out = tmp_path / "study"
+    code = cli.main(["study", "--backbone", "vgg16", "--arms", "feature_extraction", "random_features",
+                     "--labels-per-class", "2", "4", "--seeds", "0", "1", "--steps", "2", "--quiet",
+                     "--out", str(out)])
+    assert code == 0
+    assert sorted(p.name for p in out.iterdir()) == ["label_budget.png", "results.json", "summary.md"]
+    payload = json.loads((out / "results.json").read_text())
+    assert {run["config"]["arm"] for run in payload["runs"]} == {"feature_extraction", "random_features"}
+    assert "## Reading" in (out / "summary.md").read_text()

@@ -12,6 +12,7 @@ Commands:
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import time
@@ -224,8 +225,18 @@ def command_study(args):
         raise ValueError(f"Received --seeds {' '.join(map(str, config.seeds))}. Expected at least 2 seeds: "
                          "differences are judged by an interval over seeds.")
     started = time.perf_counter()
-    results, pixels = run_study(config, verbose=0 if args.quiet else 1)
+    # Each finished run is appended here, so that an interrupted study keeps what it ran.
+    partial = Path(args.out) / "runs-partial.jsonl"
+    partial.parent.mkdir(parents=True, exist_ok=True)
+    partial.unlink(missing_ok=True)
+
+    def keep(result):
+        with open(partial, "a") as handle:
+            handle.write(json.dumps(result.to_dict()) + "\n")
+
+    results, pixels = run_study(config, verbose=0 if args.quiet else 1, on_result=keep)
     paths = write_study_report(args.out, results, pixels, config)
+    partial.unlink(missing_ok=True)
     if not args.quiet:
         print(f"Done in {time.perf_counter() - started:.0f} s. Report: {os.path.abspath(args.out)}")
         for name, path in paths.items():
