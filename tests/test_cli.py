@@ -145,3 +145,14 @@ def test_random_features_control_runs_from_the_command_line(tmp_path, cache_dir)
     assert code == 0
     runs = json.loads((out / "results.json").read_text())["runs"]
     assert [(run["strategy"], run["weights"]) for run in runs] == [("feature_extraction", "none")] * 2
+
+
+def test_unreachable_hub_handle_is_one_line(capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("TFHUB_CACHE_DIR", str(tmp_path / "hub-cache"))
+    # An address on this machine with nothing listening: the download fails as it would offline.
+    handle = "hub:http://127.0.0.1:9/feature_vector/5"
+    code = cli.main(["run", "--backbone", handle, "--weights", "hub", "--strategies", "feature_extraction",
+                     "--quiet", "--out", str(tmp_path / "r")])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert "Could not download the TF-Hub model" in err and "Traceback" not in err

@@ -276,12 +276,13 @@ def main(argv=None):
     """Entry point; returns the exit code (2 for bad input, with one clear message)."""
     args = build_parser().parse_args(argv)
     from tlhelpers.backbones import WeightsUnavailableError
+    from tlhelpers.hub import HubUnavailableError
 
     commands = {"run": command_run, "study": command_study, "source-model": command_source_model, "weights": command_weights,
                 "data": command_data, "doctor": command_doctor}
     try:
         return commands[args.command](args)
-    except (ValueError, WeightsUnavailableError, OSError) as error:
+    except (ValueError, WeightsUnavailableError, HubUnavailableError, OSError) as error:
         if args.debug:
             raise
         print(f"tlhelpers: error: {error}", file=sys.stderr)
