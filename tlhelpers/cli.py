@@ -38,6 +38,14 @@ def _classes(values):
     return tuple(value for value in values)
 
 
+def _add_budget_arguments(parser, defaults, seeds_help):
+    """`--labels-per-class` and `--seeds`, with defaults from a config object."""
+    parser.add_argument("--labels-per-class", nargs="+", type=int, default=list(defaults.labels_per_class),
+                        metavar="N", help="label budgets (default: %(default)s)")
+    parser.add_argument("--seeds", nargs="+", type=int, default=list(defaults.seeds), metavar="S",
+                        help=f"{seeds_help} (default: %(default)s)")
+
+
 def build_parser():
     defaults = _defaults()
     parser = argparse.ArgumentParser(prog="tlhelpers", description="Transfer-learning experiments.")
@@ -53,10 +61,7 @@ def build_parser():
                           "(default: %(default)s)")
     run.add_argument("--strategies", nargs="+", default=list(defaults.strategies), metavar="NAME",
                      help=f"one or more of: {', '.join(STRATEGIES)} (default: %(default)s)")
-    run.add_argument("--labels-per-class", nargs="+", type=int, default=list(defaults.labels_per_class),
-                     metavar="N", help="label budgets (default: %(default)s)")
-    run.add_argument("--seeds", nargs="+", type=int, default=list(defaults.seeds), metavar="S",
-                     help="one run per seed (default: %(default)s)")
+    _add_budget_arguments(run, defaults, "one run per seed")
     run.add_argument("--epochs", type=int, default=defaults.epochs, help="default: %(default)s")
     run.add_argument("--head-epochs", type=int, default=defaults.head_epochs,
                      help="head-only epochs before fine-tuning (default: %(default)s)")
@@ -101,10 +106,7 @@ def build_parser():
                        help="backbones with a shipped source model (default: %(default)s)")
     study.add_argument("--arms", nargs="+", default=list(study_defaults.arms), metavar="ARM",
                        help=f"any of: {', '.join(ARMS)} (default: all); pixels are always probed")
-    study.add_argument("--labels-per-class", nargs="+", type=int, default=list(study_defaults.labels_per_class),
-                       metavar="N", help="label budgets (default: %(default)s)")
-    study.add_argument("--seeds", nargs="+", type=int, default=list(study_defaults.seeds), metavar="S",
-                       help="seeds, at least 2 for intervals (default: %(default)s)")
+    _add_budget_arguments(study, study_defaults, "seeds, at least 2 for intervals")
     study.add_argument("--steps", type=int, default=study_defaults.steps,
                        help="gradient steps of every run (default: %(default)s)")
     study.add_argument("--out", default="report-study", help="report directory (default: %(default)s)")
