@@ -219,13 +219,14 @@ def command_source_model(args):
 
 
 def command_study(args):
-    from tlhelpers.study import StudyConfig, run_study, write_study_report
+    from tlhelpers.study import StudyConfig, check_study_config, run_study, write_study_report
 
     config = StudyConfig(backbones=tuple(args.backbone), arms=tuple(args.arms),
                          labels_per_class=tuple(args.labels_per_class), seeds=tuple(args.seeds), steps=args.steps)
     if len(config.seeds) < 2:
         raise ValueError(f"Received --seeds {' '.join(map(str, config.seeds))}. Expected at least 2 seeds: "
                          "differences are judged by an interval over seeds.")
+    check_study_config(config)
     started = time.perf_counter()
     # Each finished run is appended here, so that an interrupted study keeps what it ran.
     partial = Path(args.out) / "runs-partial.jsonl"

@@ -96,6 +96,23 @@ def pixel_accuracies(splits):
             for key, s in splits.items()}
 
 
+def check_study_config(config):
+    """Return `config` after rejecting unknown arms and backbones without a shipped source model.
+
+    Raises:
+        ValueError: saying what was received and what is allowed.
+    """
+    unknown = sorted(set(config.arms) - set(ARMS))
+    if unknown or not config.arms:
+        raise ValueError(f"Received arms={list(config.arms)}. Expected any of: {', '.join(ARMS)}.")
+    if set(config.arms) & {"feature_extraction", "fine_tune"}:
+        from tlhelpers.shipped_sources import shipped_path
+
+        for backbone in config.backbones:
+            shipped_path(backbone)
+    return config
+
+
 def run_study(config=None, verbose=1, on_result=None):
     """Run every arm for every backbone, budget and seed.
 
@@ -106,15 +123,7 @@ def run_study(config=None, verbose=1, on_result=None):
     from tlhelpers.shipped_sources import SOURCE_CLUTTER
     from tlhelpers.training import train_run
 
-    config = config or StudyConfig()
-    unknown = sorted(set(config.arms) - set(ARMS))
-    if unknown:
-        raise ValueError(f"Received arms={list(config.arms)}. Expected any of: {', '.join(ARMS)}.")
-    if set(config.arms) & {"feature_extraction", "fine_tune"}:
-        from tlhelpers.shipped_sources import shipped_path
-
-        for backbone in config.backbones:
-            shipped_path(backbone)  # an unknown or unshipped backbone fails before any training
+    config = check_study_config(config or StudyConfig())
     splits = load_splits(config)
     runs = [(backbone, n, seed, arm) for backbone in config.backbones for n in config.labels_per_class
             for seed in config.seeds for arm in config.arms
