@@ -47,6 +47,9 @@ def test_study_runs_every_arm_with_the_same_steps_and_writes_a_report(tiny_sourc
     payload = json.loads(paths["results"].read_text())
     assert len(payload["runs"]) == len(results) and len(payload["pixels"]) == 4
     assert paths["label_budget"].stat().st_size > 1000
+    loaded, loaded_pixels, loaded_config = study.load_study(paths["results"])
+    assert loaded_config == config and loaded_pixels == pixels
+    assert study.reading(loaded, loaded_pixels) == study.reading(results, pixels)
 
 
 def _run(arm, n, seed, accuracy, curve=(0.2, 0.5, 0.6)):
@@ -67,7 +70,7 @@ def test_reading_calls_a_difference_only_when_the_interval_excludes_zero():
     results += [_run("fine_tune", 100, s, 0.8) for s in range(3)]
     results += [_run("scratch", 100, s, a) for s, a in enumerate((0.70, 0.71, 0.73))]
     results += [_run("feature_extraction", 100, s, 0.6) for s in range(3)]
-    results += [_run("random_features", 100, s, a) for s, a in enumerate((0.70, 0.72, 0.71))]
+    results += [_run("random_features", 100, s, a) for s, a in enumerate((0.66, 0.68, 0.67))]
     pixels = {(n, s): 0.3 for n in (10, 100) for s in range(3)}
     text = study.reading(results, pixels)
     assert "fine-tuning has a higher test accuracy than same architecture from scratch (0.710 vs 0.503" in text
@@ -77,8 +80,8 @@ def test_reading_calls_a_difference_only_when_the_interval_excludes_zero():
     assert "negative transfer at 10 labels" not in text
     assert ("Same architecture from scratch reaches the accuracy of fine-tuning at 10 labels per class "
             "with 100 labels per class.") in text
-    assert "Random features (same head) reaches the accuracy of fine-tuning at 10 labels per class " \
-           "with 100 labels per class." in text
+    assert ("Random features (same head) does not reach the accuracy of fine-tuning at 10 labels per class "
+            "within the budgets run (up to 100).") in text
 
 
 def test_unpaired_runs_are_refused():

@@ -249,10 +249,10 @@ def reading(results, pixels):
                 if not _by_arm(results, backbone, control, budgets[0]):
                     continue
                 found = labels_saved(results, pixels, backbone, best, control)
-                text.append(f"{ARM_NAMES[control].capitalize()} reaches the accuracy of {ARM_NAMES[best]} at "
-                            f"{budgets[0]} labels per class "
-                            + (f"with {found} labels per class." if found else "not within the budgets run "
-                               f"(up to {budgets[-1]})."))
+                name = ARM_NAMES[control][0].upper() + ARM_NAMES[control][1:]
+                goal = f"the accuracy of {ARM_NAMES[best]} at {budgets[0]} labels per class"
+                text.append(f"{name} reaches {goal} with {found} labels per class." if found else
+                            f"{name} does not reach {goal} within the budgets run (up to {budgets[-1]}).")
         paragraphs.append(f"**{backbone}.** " + " ".join(text))
     return "\n\n".join(paragraphs)
 
@@ -308,3 +308,18 @@ def write_study_report(out_dir, results, pixels, config):
     plots.plot_label_budget(payload["summary"], ax=figure.add_subplot())
     _save_figure(figure, paths["label_budget"])
     return paths
+
+
+def load_study(path):
+    """Read a study's `results.json`: `(results, pixels, config)`, e.g. to write its report again."""
+    import json
+
+    from tlhelpers.results import RunResult
+
+    payload = json.loads(open(path).read())
+    results = [RunResult.from_dict(run) for run in payload["runs"]]
+    pixels = {(row["labels_per_class"], row["seed"]): row["test_accuracy"] for row in payload["pixels"]}
+    fields = {f.name for f in dataclasses.fields(StudyConfig)}
+    config = StudyConfig(**{k: tuple(v) if isinstance(v, list) else v
+                            for k, v in payload["config"].items() if k in fields})
+    return results, pixels, config
