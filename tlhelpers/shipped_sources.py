@@ -1,7 +1,7 @@
 """Source models trained once on Fashion-MNIST in clutter and shipped in `data/source_models/`.
 
 The develop-model approach, done for the student: a ResNet50 and a VGG16 base
-trained by `tlhelpers source-model --retrain` with the recipe below, stored as
+trained by `tlhelpers source-model --task clutter --retrain` with the recipe below, stored as
 their base weights in float16 (`.npz`, one array per weight in Keras's
 `get_weights()` order) with an md5 recorded here and in `data/README.md`.
 Loading one builds the architecture at any input size and sets its weights:
@@ -82,7 +82,7 @@ def read_base_weights(backbone, path=None, check_md5=True):
         name, expected = Path(path).name, None
     path = Path(path or SHIPPED_DIR / name)
     restore = (f"Restore it with `git checkout -- data/source_models/{name}` or retrain it with "
-               f"`tlhelpers source-model --backbone {backbone} --retrain` (see data/README.md).")
+               f"`tlhelpers source-model --task clutter --backbone {backbone} --retrain` (see data/README.md).")
     if not path.is_file():
         raise SourceWeightsError(f"Shipped {backbone} source model not found at {path}. {restore}")
     if check_md5:
