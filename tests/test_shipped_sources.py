@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from tlhelpers import shipped_sources
+from tlhelpers.downloads import file_digest
 from tlhelpers.shipped_sources import SourceWeightsError
 
 
@@ -17,7 +18,7 @@ def fake_shipped(tmp_path, monkeypatch):
     path = shipped_sources.write_base_weights(weights, tmp_path / "vgg16-test.npz")
     monkeypatch.setattr(shipped_sources, "SHIPPED_DIR", tmp_path)
     monkeypatch.setattr(shipped_sources, "SHIPPED",
-                        {"vgg16": ("vgg16-test.npz", shipped_sources.md5_of(path), 0.9)})
+                        {"vgg16": ("vgg16-test.npz", file_digest(path, "md5"), 0.9)})
     return path, weights
 
 
@@ -83,7 +84,7 @@ def test_retrain_writes_file_and_provenance(tmp_path, monkeypatch):
                         {**shipped_sources.RECIPES["vgg16"], "epochs": 2, "examples_per_class": 30})
     info = shipped_sources.retrain("vgg16", tmp_path, verbose=0)
     path = tmp_path / "vgg16-clutter48.npz"
-    assert info["md5"] == shipped_sources.md5_of(path)
+    assert info["md5"] == file_digest(path, "md5")
     assert json.loads(path.with_suffix(".json").read_text())["md5"] == info["md5"]
     assert len(info["test_accuracy_per_epoch"]) == 2 and 0 <= info["source_test_accuracy"] <= 1
     assert info["train_examples_per_epoch"] == 150
@@ -113,7 +114,7 @@ def test_shipped_file_loads_through_build_base_at_any_size(backbone):
 
     name, md5, accuracy = shipped_sources.SHIPPED[backbone]
     path = shipped_sources.shipped_path(backbone)
-    assert path.stat().st_size < 50 * 1024 * 1024 and shipped_sources.md5_of(path) == md5
+    assert path.stat().st_size < 50 * 1024 * 1024 and file_digest(path, "md5") == md5
     provenance = json.loads(path.with_suffix(".json").read_text())
     assert provenance["md5"] == md5 and provenance["source_test_accuracy"] == accuracy
     expected = shipped_sources.read_base_weights(backbone)

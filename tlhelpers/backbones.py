@@ -185,9 +185,11 @@ def weights_file_version(name, weights, **embedded_options):
     if weights == "imagenet":
         return "imagenet"
     if weights == "embedded" and embedded_options.get("clutter") is not None:
-        from tlhelpers.shipped_sources import SHIPPED_DIR, SHIPPED
+        from tlhelpers.shipped_sources import SHIPPED, shipped_path
 
-        path = SHIPPED_DIR / SHIPPED[name][0] if name in SHIPPED else Path("/nonexistent")
+        if name not in SHIPPED:
+            return None
+        path = shipped_path(name)
     elif weights == "embedded":
         options = {k: v for k, v in embedded_options.items() if k != "verbose"}
         path = source_model_path(name, **options)

@@ -252,8 +252,7 @@ def _shipped_source_model(args):
     from tlhelpers.source_models import display_path, resolve_cache_dir
 
     if not args.retrain:
-        path = shipped_sources.shipped_path(args.backbone)
-        shipped_sources.read_base_weights(args.backbone)  # checks the md5
+        path = shipped_sources.check_shipped_file(args.backbone)
         _, md5, accuracy = shipped_sources.SHIPPED[args.backbone]
         print(f"{args.backbone} source model (clutter): {display_path(path)}, md5 {md5} (checked), "
               f"source-task test accuracy {accuracy:.3f}")

@@ -40,7 +40,7 @@ def _shipped_state(backbone):
     if backbone not in shipped_sources.SHIPPED:
         return "not shipped"
     try:
-        shipped_sources.read_base_weights(backbone)
+        shipped_sources.check_shipped_file(backbone)
     except shipped_sources.SourceWeightsError as error:
         return f"unusable: {str(error).split('. ')[0]}"
     return "ok (md5 checked)"

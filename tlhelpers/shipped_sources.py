@@ -10,7 +10,6 @@ a few seconds, on any machine, with no training at first use.
 
 from __future__ import annotations
 
-import hashlib
 import time
 from pathlib import Path
 
@@ -18,6 +17,7 @@ import numpy as np
 
 from tlhelpers.clutter import ClutterSpec, redraw_seed
 from tlhelpers.datasets import DATA_DIR, DEFAULT_SOURCE_CLASSES, DataError
+from tlhelpers.downloads import file_digest
 
 SHIPPED_DIR = DATA_DIR / "source_models"
 SOURCE_CLUTTER = ClutterSpec(canvas_size=48, fragments=6, fragment_size=10, seed=0)
@@ -57,13 +57,35 @@ def _entry(backbone):
     return SHIPPED[backbone]
 
 
-def md5_of(path):
-    """The md5 of a file, read in blocks."""
-    digest = hashlib.md5()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+def _restore_hint(backbone, name):
+    return (f"Restore it with `git checkout -- data/source_models/{name}` or retrain it with "
+            f"`tlhelpers source-model --task clutter --backbone {backbone} --retrain` (see data/README.md).")
+
+
+def _check_file(backbone, path, check_md5):
+    """Raise `SourceWeightsError` unless `path` exists and (with `check_md5`) has the shipped md5."""
+    name = _entry(backbone)[0] if check_md5 else path.name
+    if not path.is_file():
+        raise SourceWeightsError(f"Shipped {backbone} source model not found at {path}. "
+                                 f"{_restore_hint(backbone, name)}")
+    if check_md5:
+        expected, found = SHIPPED[backbone][1], file_digest(path, "md5")
+        if found != expected:
+            raise SourceWeightsError(
+                f"Shipped {backbone} source model {path} has md5 {found}; expected {expected} "
+                f"(truncated, changed or another version). {_restore_hint(backbone, name)}")
+
+
+def check_shipped_file(backbone):
+    """The path of `backbone`'s shipped file, after checking that it exists and has the committed md5
+    (what `read_base_weights` checks, without reading the weights).
+
+    Raises:
+        SourceWeightsError: as `read_base_weights`.
+    """
+    path = shipped_path(backbone)
+    _check_file(backbone, path, check_md5=True)
+    return path
 
 
 def read_base_weights(backbone, path=None, check_md5=True):
@@ -76,27 +98,14 @@ def read_base_weights(backbone, path=None, check_md5=True):
         SourceWeightsError: the file is missing, unreadable or has another md5,
             saying which file, which md5 was expected and how to restore it.
     """
-    if path is None or check_md5:
-        name, expected, _ = _entry(backbone)
-    else:
-        name, expected = Path(path).name, None
-    path = Path(path or SHIPPED_DIR / name)
-    restore = (f"Restore it with `git checkout -- data/source_models/{name}` or retrain it with "
-               f"`tlhelpers source-model --task clutter --backbone {backbone} --retrain` (see data/README.md).")
-    if not path.is_file():
-        raise SourceWeightsError(f"Shipped {backbone} source model not found at {path}. {restore}")
-    if check_md5:
-        found = md5_of(path)
-        if found != expected:
-            raise SourceWeightsError(
-                f"Shipped {backbone} source model {path} has md5 {found}; expected {expected} "
-                f"(truncated, changed or another version). {restore}")
+    path = Path(path) if path is not None else shipped_path(backbone)
+    _check_file(backbone, path, check_md5)
     try:
         with np.load(path, allow_pickle=False) as archive:
             return [archive[f"w{i:03d}"].astype(np.float32) for i in range(len(archive.files))]
     except Exception as error:  # zipfile and NumPy raise several kinds for a bad archive
         raise SourceWeightsError(f"Shipped {backbone} source model {path} cannot be read ({error}). "
-                                 f"{restore}") from error
+                                 f"{_restore_hint(backbone, path.name)}") from error
 
 
 def write_base_weights(weights, path):
@@ -149,13 +158,27 @@ def build_source_base(backbone, image_size=SOURCE_IMAGE_SIZE, pooling="avg", wei
 def source_task(clutter=SOURCE_CLUTTER, classes=DEFAULT_SOURCE_CLASSES, examples_per_class=None):
     """The cluttered source task: `(pool, test)` of the source classes (a seeded subset of
     `examples_per_class` per class of both, when given: for quick checks)."""
-    from tlhelpers.datasets import load_embedded, subsample_per_class
+    from tlhelpers.datasets import load_embedded
 
     pool, test = load_embedded(classes, clutter=clutter)
-    if examples_per_class:
-        pool, test = (subsample_per_class(pool, examples_per_class),
-                      subsample_per_class(test, examples_per_class))
-    return pool, test
+    return _subset(pool, examples_per_class), _subset(test, examples_per_class)
+
+
+def _subset(data, examples_per_class):
+    from tlhelpers.datasets import subsample_per_class
+
+    return subsample_per_class(data, examples_per_class) if examples_per_class else data
+
+
+def _redrawn_pool(clean_pool, clutter, draw, examples_per_class):
+    """The source pool in the `draw`-th clutter view: what `source_task` gives for
+    `redraw_seed(clutter, draw)`, without loading and cluttering the test split again."""
+    from tlhelpers.clutter import clutter_images
+    from tlhelpers.datasets import ImageSet
+
+    drawn = ImageSet(clutter_images(clean_pool.images, redraw_seed(clutter, draw)), clean_pool.labels,
+                     clean_pool.class_names)
+    return _subset(drawn, examples_per_class)
 
 
 def train_source(backbone, recipe=None, clutter=SOURCE_CLUTTER, classes=DEFAULT_SOURCE_CLASSES,
@@ -170,7 +193,9 @@ def train_source(backbone, recipe=None, clutter=SOURCE_CLUTTER, classes=DEFAULT_
     import keras
 
     from tlhelpers.backbones import check_image_size, get_backbone
+    from tlhelpers.datasets import load_embedded
     from tlhelpers.pipeline import make_dataset
+    from tlhelpers.source_models import build_source_model
     from tlhelpers.training import set_seed
 
     spec = get_backbone(backbone)
@@ -178,12 +203,10 @@ def train_source(backbone, recipe=None, clutter=SOURCE_CLUTTER, classes=DEFAULT_
     recipe = dict(RECIPES[backbone] if recipe is None else recipe)
     subset = recipe.get("examples_per_class")
     pool, test = source_task(clutter, classes, subset)
+    clean_pool = load_embedded(classes)[0] if recipe["epochs"] > 1 else None
     set_seed(recipe["seed"])
-    base = spec.builder(include_top=False, weights=None, input_shape=(*size, 3), pooling="avg")
-    inputs = keras.Input((*size, 3))
-    outputs = keras.layers.Dense(len(pool.class_names), activation="softmax",
-                                 name="source_classifier")(base(inputs))
-    model = keras.Model(inputs, outputs, name=f"{backbone}_source")
+    model = build_source_model(backbone, size, len(pool.class_names))
+    base = model.get_layer(backbone)
     steps_per_epoch = -(-len(pool) // recipe["batch_size"])
     schedule = keras.optimizers.schedules.CosineDecay(
         recipe["learning_rate"], decay_steps=recipe["epochs"] * steps_per_epoch)
@@ -191,7 +214,7 @@ def train_source(backbone, recipe=None, clutter=SOURCE_CLUTTER, classes=DEFAULT_
     test_ds = make_dataset(test, size, spec.preprocess, 256)
     curve, started = [], time.perf_counter()
     for epoch in range(recipe["epochs"]):
-        drawn, _ = source_task(redraw_seed(clutter, epoch), classes, subset) if epoch else (pool, None)
+        drawn = _redrawn_pool(clean_pool, clutter, epoch, subset) if epoch else pool
         train_ds = make_dataset(drawn, size, spec.preprocess, recipe["batch_size"], shuffle=True,
                                 seed=recipe["seed"] + epoch)
         model.fit(train_ds, epochs=epoch + 1, initial_epoch=epoch, shuffle=False, verbose=verbose)
@@ -245,7 +268,7 @@ def retrain(backbone, out_dir, verbose=1):
     _, base, info = train_source(backbone, verbose=verbose)
     name = f"{backbone}-clutter{SOURCE_IMAGE_SIZE}.npz"
     path = write_base_weights(base.get_weights(), Path(out_dir) / name)
-    info.update({"file": name, "md5": md5_of(path), "bytes": path.stat().st_size,
+    info.update({"file": name, "md5": file_digest(path, "md5"), "bytes": path.stat().st_size,
                  "keras": keras.__version__, "tensorflow": tf.__version__,
                  "machine": _cpu_model()})
     if backbone in SHIPPED and shipped_path(backbone).is_file() and shipped_path(backbone) != path:

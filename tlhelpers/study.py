@@ -231,10 +231,11 @@ def study_rows(results, pixels):
     return rows
 
 
-def reading(results, pixels):
+def reading(results, pixels, rows=None):
     """Markdown paragraphs, one per backbone, generated from the runs: every direction stated
-    is decided by a paired interval; negative transfer only against the matched control."""
-    rows = study_rows(results, pixels)
+    is decided by a paired interval; negative transfer only against the matched control.
+    `rows` are `study_rows(results, pixels)` when already computed."""
+    rows = study_rows(results, pixels) if rows is None else rows
     budgets = sorted({r.labels_per_class for r in results})
     paragraphs = []
     for backbone in dict.fromkeys(row["backbone"] for row in rows):
@@ -298,12 +299,12 @@ def write_study_report(out_dir, results, pixels, config):
     payload = results_payload(results, dataclasses.asdict(config))
     payload["pixels"] = [{"labels_per_class": n, "seed": seed, "test_accuracy": value}
                          for (n, seed), value in sorted(pixels.items())]
-    payload["comparisons"] = study_rows(results, pixels)
+    payload["comparisons"] = rows = study_rows(results, pixels)
     paths = {"results": out_dir / "results.json", "summary": out_dir / "summary.md",
              "label_budget": out_dir / "label_budget.png"}
     atomic_write_text(paths["results"], json.dumps(payload, indent=2))
     atomic_write_text(paths["summary"], "# Transfer against matched controls (Fashion-MNIST in clutter)\n\n"
-                      + summary_table(results, pixels) + "\n\n## Reading\n\n" + reading(results, pixels) + "\n")
+                      + summary_table(results, pixels) + "\n\n## Reading\n\n" + reading(results, pixels, rows) + "\n")
     figure = Figure(figsize=(9, 5.5))
     plots.plot_label_budget(payload["summary"], ax=figure.add_subplot())
     _save_figure(figure, paths["label_budget"])
