@@ -123,7 +123,7 @@ def test_run_accepts_registry_photo_datasets():
         (["study", "--seeds", "0"], "Expected at least 2 seeds"),
         (["study", "--backbone", "resnet5"], "Received backbone='resnet5' for a shipped source model"),
         (["study", "--arms", "finetune"], "Received arms=['finetune']"),
-        (["source-model", "--retrain"], "Received --retrain with --task clean"),
+        (["source-model", "--task", "clean", "--retrain"], "Received --retrain with --task clean"),
         (["source-model", "--task", "clutter", "--backbone", "vgg16", "--out", "x"], "--out needs --retrain"),
     ],
 )

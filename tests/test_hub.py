@@ -212,7 +212,7 @@ def test_command_line_run_with_a_hub_backbone(tiny, tmp_path, cache_dir):
     command = [sys.executable, "-m", "tlhelpers", "run", "--backbone", name, "--weights", "hub",
                "--strategies", "feature_extraction", "--labels-per-class", "5", "--seeds", "0",
                "--epochs", "1", "--head-epochs", "0", "--validation-per-class", "5",
-               "--test-per-class", "20", "--out", str(out)]
+               "--test-per-class", "20", "--image-size", "32", "--out", str(out)]
     completed = subprocess.run(command, capture_output=True, text=True, timeout=600)
     assert completed.returncode == 0, completed.stderr[-2000:]
     payload = json.loads((out / "results.json").read_text())

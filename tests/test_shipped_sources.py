@@ -76,6 +76,11 @@ def test_other_clutter_or_classes_are_refused():
         shipped_sources.check_shipped_task("vgg16", ClutterSpec(canvas_size=40))
     with pytest.raises(ValueError, match="source_classes"):
         shipped_sources.check_shipped_task("vgg16", shipped_sources.SOURCE_CLUTTER, source_classes=("Bag", "Coat"))
+    from tlhelpers.experiments import ExperimentConfig, check_config
+
+    with pytest.raises(ValueError, match="source_task .clean."):
+        check_config(ExperimentConfig(source_classes=("Bag", "Coat", "Sandal", "Shirt", "Sneaker"),
+                                      target_classes=("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat")))
 
 
 def test_retrain_writes_file_and_provenance(tmp_path, monkeypatch):
@@ -106,6 +111,9 @@ def test_doctor_reports_the_shipped_files(fake_shipped):
     assert doctor._shipped_state("vgg16").startswith("unusable: Shipped vgg16 source model")
     lines = doctor.format_status(doctor.collect_status(probe=False))
     assert any(line.split()[:2] == ["vgg16", "unusable:"] for line in lines)
+    # The offline profile needs the shipped files: a broken one makes it not ready, saying which.
+    offline = next(line for line in lines if line.split()[0] == "offline")
+    assert "NOT READY" in offline and "vgg16" in offline
 
 
 @pytest.mark.parametrize("backbone", ["resnet50", "vgg16"])
@@ -144,3 +152,31 @@ def test_shipped_vgg16_features_beat_random_weights_on_the_cluttered_target():
     scores = {label: probes.probe(train, pool.labels, held_out, test.labels, (10,), (0, 1, 2))[10]
               for label, (train, held_out) in features.items()}
     assert np.mean(scores["source"]) - np.mean(scores["random"]) > 0.05, scores
+
+
+def test_embedded_weights_mean_the_shipped_model_and_train_nothing(monkeypatch):
+    """What the offline profile relies on: `weights="embedded"` with no options is the shipped
+    cluttered source model; nothing is trained at first use, and options that only a trained
+    source model has are refused instead of being ignored."""
+    from tlhelpers import datasets, profiles, source_models
+    from tlhelpers.backbones import build_base
+    from tlhelpers.clutter import DEFAULT_CLUTTER
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("weights='embedded' must not train a source model")
+
+    monkeypatch.setattr(source_models, "train_source_model", no_training)
+    base = build_base("vgg16", "embedded", 48)
+    assert all(np.array_equal(a, b) for a, b in zip(base.get_weights(), shipped_sources.read_base_weights("vgg16")))
+    with pytest.raises(ValueError, match="pass clutter=None"):
+        build_base("vgg16", "embedded", 48, recipe={"epochs": 1})
+    with pytest.raises(ValueError, match="pass clutter=None"):
+        build_base("vgg16", "embedded", 48, seed=3)
+    with pytest.raises(AssertionError, match="must not train"):
+        build_base("vgg16", "embedded", 48, clutter=None, cache_dir="/nonexistent-cache")
+    profile = profiles.get_profile("offline")
+    pool, test = profiles.load_target_task(profile)
+    expected_pool, expected_test = datasets.load_embedded(datasets.DEFAULT_TARGET_CLASSES, clutter=DEFAULT_CLUTTER)
+    assert pool.images.shape[1:] == (48, 48, 1) and profile["image_size"] == 48
+    assert np.array_equal(pool.images, expected_pool.images) and np.array_equal(test.images, expected_test.images)
+

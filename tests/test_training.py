@@ -141,7 +141,7 @@ def test_source_model_trained_once_then_loaded(cache_dir, monkeypatch, capsys):
     again, _ = source_models.get_source_model("vgg16", recipe=TINY_RECIPE, seed=0)
     for a, b in zip(model.get_weights(), again.get_weights()):
         np.testing.assert_array_equal(a, b)
-    base = build_base("vgg16", "embedded", 48, recipe=TINY_RECIPE, seed=0, verbose=0)
+    base = build_base("vgg16", "embedded", 48, recipe=TINY_RECIPE, seed=0, verbose=0, clutter=None)
     np.testing.assert_array_equal(base.get_layer("block1_conv1").kernel.numpy(),
                                   model.get_layer("vgg16").get_layer("block1_conv1").kernel.numpy())
     # Anything that changes the weights changes the key: a miss, so training is attempted.
@@ -171,8 +171,8 @@ def test_source_base_weights_are_read_once_per_file_version(cache_dir, monkeypat
     reads = []
     real_get = source_models.get_source_model
     monkeypatch.setattr(source_models, "get_source_model", lambda *a, **k: reads.append(1) or real_get(*a, **k))
-    first = build_base("vgg16", "embedded", 32, recipe=TINY_RECIPE, verbose=0)
-    second = build_base("vgg16", "embedded", 48, recipe=TINY_RECIPE, verbose=0)
+    first = build_base("vgg16", "embedded", 32, recipe=TINY_RECIPE, verbose=0, clutter=None)
+    second = build_base("vgg16", "embedded", 48, recipe=TINY_RECIPE, verbose=0, clutter=None)
     assert len(reads) == 1
     for a, b in zip(first.get_weights(), second.get_weights()):
         np.testing.assert_array_equal(a, b)
@@ -180,7 +180,7 @@ def test_source_base_weights_are_read_once_per_file_version(cache_dir, monkeypat
     path = source_models.source_model_path("vgg16", recipe=TINY_RECIPE)
     stat = path.stat()
     os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
-    build_base("vgg16", "embedded", 32, recipe=TINY_RECIPE, verbose=0)
+    build_base("vgg16", "embedded", 32, recipe=TINY_RECIPE, verbose=0, clutter=None)
     assert len(reads) == 2
 
 
@@ -250,7 +250,7 @@ def test_feature_extraction_builds_its_frozen_base_once_per_weights_file(splits,
     real_build = model_pool.build_base
     monkeypatch.setattr(model_pool, "build_base", lambda *a, **k: builds.append(a[:2]) or real_build(*a, **k))
     options = dict(strategy="feature_extraction", backbone="vgg16", weights="embedded", epochs=2, batch_size=8,
-                   verbose=0, weights_options={"recipe": TINY_RECIPE, "verbose": 0})
+                   verbose=0, weights_options={"recipe": TINY_RECIPE, "verbose": 0, "clutter": None})
     fresh = training.train_run(splits, seed=0, reuse_models=False, **options)
     assert len(builds) == 1
     first = training.train_run(splits, seed=0, **options)
@@ -284,7 +284,7 @@ def test_a_reused_transfer_model_starts_from_its_weights_file_without_a_new_mode
 
     model_pool.clear()
     options = dict(backbone="vgg16", weights="embedded", epochs=2, batch_size=8, freeze_stage=4, verbose=0,
-                   weights_options={"recipe": TINY_RECIPE, "verbose": 0})
+                   weights_options={"recipe": TINY_RECIPE, "verbose": 0, "clutter": None})
     configurations = [dict(strategy="fine_tune", head_epochs=1), dict(strategy="fine_tune"),
                       dict(strategy="feature_extraction", use_feature_cache=False)]
     fresh = {(index, seed): training.train_run(splits, seed=seed, reuse_models=False, **options, **configuration)

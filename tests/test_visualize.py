@@ -19,7 +19,7 @@ def test_profiles(monkeypatch):
     monkeypatch.setenv("TLHELPERS_PROFILE", "imagenet")
     assert profiles.get_profile() == {"name": "imagenet", "weights": "imagenet", "image_size": 224,
                                       "dataset": "flowers"}
-    assert profiles.get_profile("offline")["image_size"] == 32
+    assert profiles.get_profile("offline")["image_size"] == 48
     with pytest.raises(ValueError, match="Received profile='online'"):
         profiles.get_profile("online")
 

@@ -131,13 +131,15 @@ def build_base(name, weights=None, image_size=32, pooling="avg", **embedded_opti
             for a TF-Hub model (see `hub.build_hub_base`: it brings its own
             weights and rejects random ones).
         weights: `None` or `"none"` (random), `"imagenet"` (Keras download and
-            cache), `"embedded"` (the source model developed in this project
-            on the embedded source task; trained on first use, then cached) or
+            cache), `"embedded"` (a source model developed in this project on
+            the embedded source classes: by default the one trained on
+            Fashion-MNIST in clutter and shipped in `data/source_models/`) or
             a path to a weights file.
         image_size: Input side or `(height, width)`.
         pooling: `"avg"`, `"max"` or `None` (feature map), as in Keras.
-        **embedded_options: For `"embedded"`: `source_classes`, `seed`,
-            `cache_dir`, `verbose` (see `source_models.get_source_model`).
+        **embedded_options: For `"embedded"`: `clutter=None` picks the clean
+            source model trained on first use, with `source_classes`, `seed`,
+            `recipe`, `cache_dir`, `verbose` (see `source_models.load_source_base`).
 
     Returns:
         A `keras.Model` named after the backbone.
@@ -178,20 +180,20 @@ def weights_file_version(name, weights, **embedded_options):
     path, and None for random weights, TF-Hub bases and files that do not exist
     yet (an embedded source model before its first use).
     """
-    from tlhelpers.source_models import file_version, source_model_path
+    from tlhelpers.source_models import file_version, source_model_path, uses_shipped
 
     if get_backbone(name).hub_handle is not None or weights in (None, "none"):
         return None
     if weights == "imagenet":
         return "imagenet"
-    if weights == "embedded" and embedded_options.get("clutter") is not None:
+    if weights == "embedded" and uses_shipped(embedded_options):
         from tlhelpers.shipped_sources import SHIPPED, shipped_path
 
         if name not in SHIPPED:
             return None
         path = shipped_path(name)
     elif weights == "embedded":
-        options = {k: v for k, v in embedded_options.items() if k != "verbose"}
+        options = {k: v for k, v in embedded_options.items() if k not in ("verbose", "clutter")}
         path = source_model_path(name, **options)
     else:
         path = Path(weights)

@@ -69,12 +69,17 @@ def build_parser():
                      help="fine-tuning freezes stages 1..k (default: 3)")
     run.add_argument("--image-size", type=int, default=defaults.image_size, help="default: %(default)s")
     run.add_argument("--dataset", default=defaults.dataset,
-                     help="embedded, digits, a photo dataset (cats_vs_dogs, flowers; downloaded "
+                     help="embedded (garments in clutter), embedded-clean, digits, a photo dataset "
+                          "(cats_vs_dogs, flowers; downloaded "
                           "once), or a folder of class subfolders (default: %(default)s)")
+    run.add_argument("--source-task", choices=("clutter", "clean"), default=defaults.source_task,
+                     help="weights 'embedded': the source model shipped for the garments in clutter, or "
+                          "one trained on first use on the clean source classes (default: %(default)s)")
     run.add_argument("--source-classes", nargs="+", default=list(defaults.source_classes),
-                     metavar="CLASS", help="embedded source classes, names or indices")
+                     metavar="CLASS", help="embedded source classes, names or indices (other than the "
+                                           "default: --source-task clean)")
     run.add_argument("--target-classes", nargs="+", default=None, metavar="CLASS",
-                     help="embedded target classes, names or indices (dataset 'embedded' only)")
+                     help="embedded target classes, names or indices (embedded datasets only)")
     run.add_argument("--validation-per-class", type=int, default=defaults.validation_per_class,
                      help="validation examples per class, from the training pool (default: %(default)s)")
     run.add_argument("--test-per-class", type=int, default=defaults.test_per_class,
@@ -88,9 +93,10 @@ def build_parser():
     source = commands.add_parser("source-model", help="train or load an embedded source model")
     source.add_argument("--backbone", default="resnet50", choices=sorted(BACKBONES))
     source.add_argument("--seed", type=int, default=0)
-    source.add_argument("--task", choices=("clean", "clutter"), default="clean",
-                        help="clean: the 32-px source model trained on first use and cached; clutter: "
-                             "the source model shipped in data/source_models/ (default: %(default)s)")
+    source.add_argument("--task", choices=("clean", "clutter"), default="clutter",
+                        help="clutter: the source model shipped in data/source_models/ (what "
+                             "weights 'embedded' uses); clean: a 32-px source model on the clean images, "
+                             "trained on first use and cached (default: %(default)s)")
     source.add_argument("--retrain", action="store_true",
                         help="with --task clutter: train it again with the committed recipe and say "
                              "how close it lands to the shipped file")
@@ -98,7 +104,7 @@ def build_parser():
                         help="with --retrain: folder for the new file (default: a folder in the "
                              "package cache; data/source_models replaces the shipped file)")
 
-    from tlhelpers.study import ARMS, StudyConfig
+    from tlhelpers.study import ARMS, STUDY_DATASETS, StudyConfig
 
     study_defaults = StudyConfig()
     study = commands.add_parser("study", help="transfer against matched controls on Fashion-MNIST in clutter")
@@ -109,6 +115,9 @@ def build_parser():
     _add_budget_arguments(study, study_defaults, "seeds, at least 2 for intervals")
     study.add_argument("--steps", type=int, default=study_defaults.steps,
                        help="gradient steps of every run (default: %(default)s)")
+    study.add_argument("--dataset", choices=STUDY_DATASETS, default=study_defaults.dataset,
+                       help="target task: embedded (garments in clutter), embedded-clean, digits "
+                            "(default: %(default)s)")
     study.add_argument("--out", default="report-study", help="report directory (default: %(default)s)")
     study.add_argument("--quiet", action="store_true", help="no progress output")
 
@@ -128,9 +137,10 @@ def build_parser():
 
 
 def _config_from(args):
+    from tlhelpers.datasets import EMBEDDED_TASKS
     from tlhelpers.experiments import ExperimentConfig
 
-    if args.target_classes is not None and args.dataset != "embedded":
+    if args.target_classes is not None and args.dataset not in EMBEDDED_TASKS:
         raise ValueError(f"Received --target-classes with --dataset {args.dataset}. Target classes "
                          "choose classes of the embedded dataset only.")
     defaults = ExperimentConfig()
@@ -138,7 +148,7 @@ def _config_from(args):
         backbones=tuple(args.backbone), weights=args.weights, strategies=tuple(args.strategies),
         labels_per_class=tuple(args.labels_per_class), seeds=tuple(args.seeds), epochs=args.epochs,
         head_epochs=args.head_epochs, freeze_stage=args.freeze_stage, image_size=args.image_size,
-        dataset=args.dataset, source_classes=_classes(args.source_classes),
+        dataset=args.dataset, source_task=args.source_task, source_classes=_classes(args.source_classes),
         target_classes=_classes(args.target_classes or defaults.target_classes),
         validation_per_class=args.validation_per_class, test_per_class=args.test_per_class or None,
         distribute=args.distribute)
@@ -222,7 +232,8 @@ def command_study(args):
     from tlhelpers.study import StudyConfig, check_study_config, run_study, write_study_report
 
     config = StudyConfig(backbones=tuple(args.backbone), arms=tuple(args.arms),
-                         labels_per_class=tuple(args.labels_per_class), seeds=tuple(args.seeds), steps=args.steps)
+                         labels_per_class=tuple(args.labels_per_class), seeds=tuple(args.seeds), steps=args.steps,
+                         dataset=args.dataset)
     if len(config.seeds) < 2:
         raise ValueError(f"Received --seeds {' '.join(map(str, config.seeds))}. Expected at least 2 seeds: "
                          "differences are judged by an interval over seeds.")

@@ -148,6 +148,25 @@ def load_embedded(classes=DEFAULT_TARGET_CLASSES, clutter=None):
     return pool, test
 
 
+# The embedded target tasks by name (an experiment's `dataset`): the garments in
+# clutter (`clutter.DEFAULT_CLUTTER`, the task the shipped source models were
+# trained on; the default) and the same garments clean (an easy target: pixels suffice).
+EMBEDDED_TASKS = ("embedded", "embedded-clean")
+
+
+def load_embedded_task(name="embedded", classes=DEFAULT_TARGET_CLASSES):
+    """`(pool, test)` of an embedded target task of `EMBEDDED_TASKS` restricted to `classes`.
+
+    Raises:
+        ValueError: for another name.
+    """
+    if name not in EMBEDDED_TASKS:
+        raise ValueError(f"Received dataset={name!r}. Expected one of: {', '.join(EMBEDDED_TASKS)}.")
+    from tlhelpers.clutter import DEFAULT_CLUTTER
+
+    return load_embedded(classes, clutter=DEFAULT_CLUTTER if name == "embedded" else None)
+
+
 def load_digits(test_fraction=0.3, seed=0):
     """Load scikit-learn's 8x8 digits in the embedded format (28x28 grey uint8).
 

@@ -24,7 +24,7 @@ def network_reachable(address=PROBE_HOST, timeout=2.0):
 
 
 def _default_source_model(backbone, cache_dir):
-    """Path of the source model `weights="embedded"` uses by default (same key as `source_models`)."""
+    """Path of the clean source model (`clutter=None`, default options; same key as `source_models`)."""
     names = tuple(datasets.EMBEDDED_CLASS_NAMES[i]
                   for i in datasets.resolve_classes(datasets.DEFAULT_SOURCE_CLASSES))
     size = (source_models.SOURCE_IMAGE_SIZE,) * 2
@@ -83,11 +83,10 @@ def collect_status(keras_dir=None, tlhelpers_dir=None, probe=True):
     missing_weights = [name for name, item in weights.items() if item["state"] != "cached"]
     if not datasets.EMBEDDED_FILE.is_file():
         offline = (False, f"embedded data missing: {datasets.EMBEDDED_FILE}")
-    elif all(embedded.values()):
-        offline = (True, "embedded data and default source models cached")
+    elif broken := [name for name, state in shipped.items() if state.startswith("unusable")]:
+        offline = (False, f"shipped source model of {', '.join(broken)} unusable: see above and data/README.md")
     else:
-        offline = (True, "source models not yet cached are trained on first use (about 8 min for "
-                         "resnet50, 13 min for vgg16 on 2 cores)")
+        offline = (True, "embedded data and shipped source models present: nothing is trained on first use")
     if not missing_weights:
         imagenet = (True, "ImageNet weights of every backbone cached")
     elif online or mirror_usable:
@@ -115,8 +114,8 @@ def format_status(status):
     lines.append("Photo datasets:")
     lines += [f"  {name:<13} {item['state']:<9} {item['archive']} ({item['size'] / 1e6:.1f} MB)"
               for name, item in status["photos"].items()]
-    lines.append("Embedded source models (default source task, seed 0):")
-    lines += [f"  {name:<13} {'cached' if cached else 'missing'}"
+    lines.append("Clean source models (--source-task clean, seed 0; trained on first use, then cached):")
+    lines += [f"  {name:<13} {'cached' if cached else 'not trained yet'}"
               for name, cached in status["source_models"].items()]
     lines.append("Shipped source models (Fashion-MNIST in clutter; nothing to train):")
     lines += [f"  {name:<13} {state}" for name, state in status.get("shipped_source_models", {}).items()]

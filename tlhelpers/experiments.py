@@ -20,7 +20,8 @@ from tlhelpers.photos import PHOTO_DATASETS, load_photo_dataset
 from tlhelpers.report import load_results, results_payload
 from tlhelpers.results import atomic_write_text
 
-DATASETS = ("embedded", "digits", *PHOTO_DATASETS)
+SOURCE_TASKS = ("clutter", "clean")
+DATASETS = (*datasets.EMBEDDED_TASKS, "digits", *PHOTO_DATASETS)
 
 
 @dataclasses.dataclass
@@ -37,10 +38,15 @@ class ExperimentConfig:
         head_epochs: Head-only epochs before fine-tuning starts (0: one phase).
         freeze_stage: Fine-tuning freezes stages 1..k (None: the default, 3).
         image_size: Input side.
-        dataset: `"embedded"`, `"digits"`, a photo dataset of `photos.PHOTO_DATASETS`
-            (downloaded once) or a folder of class subfolders.
+        dataset: `"embedded"` (Fashion-MNIST in clutter), `"embedded-clean"`,
+            `"digits"`, a photo dataset of `photos.PHOTO_DATASETS` (downloaded
+            once) or a folder of class subfolders.
+        source_task: Which embedded source model `weights="embedded"` means:
+            `"clutter"` (shipped in `data/source_models/`, trained on the source
+            classes in clutter) or `"clean"` (trained on first use on the clean
+            `source_classes` at 32 px, then cached).
         source_classes: Embedded classes the embedded source model is trained on.
-        target_classes: Embedded classes of the target task (dataset "embedded").
+        target_classes: Embedded classes of the target task (embedded datasets).
         validation_per_class: Validation examples per class from the training pool.
         test_per_class: Test on a fixed subset of this many examples per class
             (None: the whole test split). The default, 150 of the embedded
@@ -59,8 +65,9 @@ class ExperimentConfig:
     epochs: int = 6
     head_epochs: int = 2
     freeze_stage: int | None = None
-    image_size: int = 32
+    image_size: int = 48
     dataset: str = "embedded"
+    source_task: str = "clutter"
     source_classes: tuple = datasets.DEFAULT_SOURCE_CLASSES
     target_classes: tuple = datasets.DEFAULT_TARGET_CLASSES
     validation_per_class: int = 20
@@ -115,8 +122,14 @@ def check_config(config):
     if config.dataset not in DATASETS and not Path(config.dataset).is_dir():
         raise ValueError(f"Received dataset={config.dataset!r}. Expected one of: "
                          f"{', '.join(DATASETS)}, or an existing folder of class subfolders.")
+    _check_choices("source_task", (config.source_task,), SOURCE_TASKS)
     source = datasets.resolve_classes(config.source_classes)
-    if config.dataset == "embedded":
+    if (weights == "embedded" and config.source_task == "clutter"
+            and source != datasets.resolve_classes(datasets.DEFAULT_SOURCE_CLASSES)):
+        raise ValueError(f"Received source_classes={list(config.source_classes)} with source_task 'clutter'. "
+                         f"The shipped source models were trained on {list(datasets.DEFAULT_SOURCE_CLASSES)}; "
+                         "other source classes need source_task 'clean' (trained on first use).")
+    if config.dataset in datasets.EMBEDDED_TASKS:
         target = datasets.resolve_classes(config.target_classes)
         shared = sorted(set(source) & set(target))
         if shared and weights == "embedded":
@@ -128,8 +141,8 @@ def check_config(config):
 
 def load_task(config, verbose=1):
     """Return `(pool, test, validation)` of the configured target dataset."""
-    if config.dataset == "embedded":
-        pool, test = datasets.load_embedded(config.target_classes)
+    if config.dataset in datasets.EMBEDDED_TASKS:
+        pool, test = datasets.load_embedded_task(config.dataset, config.target_classes)
         return pool, test, None
     if config.dataset == "digits":
         pool, test = datasets.load_digits()
@@ -174,7 +187,8 @@ def run_experiment(config=None, verbose=1, on_result=None):
     splits = {(n, seed): datasets.make_splits(pool, test, int(n), config.validation_per_class, seed,
                                               validation, config.test_per_class)
               for n in config.labels_per_class for seed in config.seeds}
-    weights_options = {"source_classes": config.source_classes, "verbose": verbose}
+    weights_options = {"source_classes": config.source_classes, "verbose": verbose,
+                       **({"clutter": None} if config.source_task == "clean" else {})}
     if config.weights in ("embedded", "imagenet") and set(config.strategies) - {"scratch", "small_cnn"}:
         for name in config.backbones:
             options = weights_options if config.weights == "embedded" else {}

@@ -92,11 +92,14 @@ def cached_features(base, data, image_size, preprocess, cache_dir=None, batch_si
     return features, False
 
 
-def linear_probe(train_features, train_labels, test_features, test_labels):
+def linear_probe(train_features, train_labels, test_features, test_labels, return_predictions=False):
     """Test accuracy of a logistic-regression classifier on fixed features.
 
     A quick measure of how linearly separable the classes already are in a
     backbone's feature space, before any network training.
+
+    Returns:
+        The test accuracy, or `(accuracy, predicted test labels)` with `return_predictions`.
     """
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
@@ -104,7 +107,9 @@ def linear_probe(train_features, train_labels, test_features, test_labels):
 
     classifier = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000))
     classifier.fit(train_features, train_labels)
-    return float(classifier.score(test_features, test_labels))
+    predictions = classifier.predict(test_features)
+    accuracy = float(np.mean(predictions == np.asarray(test_labels)))
+    return (accuracy, predictions) if return_predictions else accuracy
 
 
 def project_2d(features):

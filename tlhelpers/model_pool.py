@@ -133,8 +133,8 @@ def frozen_base(backbone, weights, image_size, reuse=True, **weights_options):
         return build()
     # A weights path is keyed by the file it names; other values ("embedded", "hub"...) as given.
     is_path = isinstance(weights, (str, os.PathLike)) and os.path.isfile(weights)
-    # None is every option's default.
-    options = {k: v for k, v in weights_options.items() if k != "verbose" and v is not None}
+    # None is the default of every option but `clutter` (None there: the clean source model).
+    options = {k: v for k, v in weights_options.items() if k != "verbose" and (v is not None or k == "clutter")}
     key = (backbone, os.path.realpath(weights) if is_path else str(weights), size,
            repr(sorted(options.items())))
     version = weights_file_version(backbone, weights, **options)

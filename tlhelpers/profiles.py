@@ -6,9 +6,10 @@ import os
 
 PROFILE_ENV = "TLHELPERS_PROFILE"
 PROFILES = {
-    # Runs anywhere, no download: source models developed on the embedded source
-    # task, target task = the other five embedded classes.
-    "offline": {"weights": "embedded", "image_size": 32, "dataset": "embedded"},
+    # Runs anywhere, no download: the source models shipped in data/source_models/
+    # (trained on five Fashion-MNIST classes in clutter), target task = the other
+    # five classes in clutter on the same 48x48 canvas.
+    "offline": {"weights": "embedded", "image_size": 48, "dataset": "embedded"},
     # The pretrained-model approach: ImageNet weights (downloaded once, about
     # 95 MB for ResNet50 and 59 MB for VGG16) on the flower photos (229 MB,
     # 5 classes) at ImageNet's resolution. On a CPU, a smaller image_size
@@ -35,8 +36,8 @@ def get_profile(name=None):
 def load_target_task(profile, image_size=None, verbose=False):
     """The profile's target task as `(pool, test)` `ImageSet`s.
 
-    Offline: the embedded dataset's default target classes (28x28 grey; the
-    pipeline resizes them). ImageNet: the profile's photo dataset at
+    Offline: the embedded dataset's default target classes in clutter (48x48
+    grey canvases; see `datasets.load_embedded_task`). ImageNet: the profile's photo dataset at
     `image_size` (default: the profile's), fetched on first use.
 
     Raises:
@@ -45,7 +46,7 @@ def load_target_task(profile, image_size=None, verbose=False):
     if profile["dataset"] == "embedded":
         from tlhelpers import datasets
 
-        return datasets.load_embedded(datasets.DEFAULT_TARGET_CLASSES)
+        return datasets.load_embedded_task(profile["dataset"])
     from tlhelpers.photos import load_photo_dataset
 
     size = image_size or profile["image_size"]

@@ -15,12 +15,13 @@ from pathlib import Path
 
 import numpy as np
 
-from tlhelpers.clutter import ClutterSpec, redraw_seed
+from tlhelpers.clutter import DEFAULT_CLUTTER, redraw_seed
 from tlhelpers.datasets import DATA_DIR, DEFAULT_SOURCE_CLASSES, DataError
 from tlhelpers.downloads import file_digest
 
 SHIPPED_DIR = DATA_DIR / "source_models"
-SOURCE_CLUTTER = ClutterSpec(canvas_size=48, fragments=6, fragment_size=10, seed=0)
+# The cluttered view the shipped models were trained on (the default target task's too).
+SOURCE_CLUTTER = DEFAULT_CLUTTER
 SOURCE_IMAGE_SIZE = 48
 
 # The committed recipes. Every epoch sees the source pool in a fresh clutter
@@ -88,6 +89,20 @@ def check_shipped_file(backbone):
     return path
 
 
+def shipped_info(backbone):
+    """The provenance of `backbone`'s shipped source model (the `.json` beside it: source classes,
+    clutter, recipe, source-task test accuracy per epoch, machine), with its `path` and `md5` checked.
+
+    Raises:
+        SourceWeightsError: as `read_base_weights`.
+    """
+    import json
+
+    path = check_shipped_file(backbone)
+    info = json.loads(path.with_suffix(".json").read_text())
+    return {**info, "path": str(path), "md5": SHIPPED[backbone][1]}
+
+
 def read_base_weights(backbone, path=None, check_md5=True):
     """The shipped base weights of `backbone` as float32 arrays, md5-checked.
 
@@ -125,23 +140,34 @@ def write_base_weights(weights, path):
     return path
 
 
-def check_shipped_task(backbone, clutter, source_classes=DEFAULT_SOURCE_CLASSES, **ignored):
+def check_shipped_task(backbone, clutter=SOURCE_CLUTTER, source_classes=DEFAULT_SOURCE_CLASSES, recipe=None,
+                       seed=0, **ignored):
     """Raise unless a source model of `backbone` was shipped for this cluttered source task.
 
-    `ignored` takes the options of trained-on-first-use source models
-    (`seed`, `cache_dir`, `verbose`), which do not apply to a shipped file.
+    `clutter` may be `"shipped"` (`source_models.SHIPPED_DEFAULT`: whatever was
+    shipped). `ignored` takes `cache_dir` and `verbose`, which do not apply to
+    a shipped file.
 
     Raises:
-        ValueError: for another clutter spec or other source classes, saying what is shipped.
+        ValueError: for another clutter spec, other source classes, a recipe or
+            another seed, saying what is shipped and how to get the clean
+            source model trained on first use instead.
     """
     from tlhelpers.datasets import resolve_classes
 
     _entry(backbone)
+    clutter = SOURCE_CLUTTER if clutter == "shipped" else clutter
     if clutter != SOURCE_CLUTTER or resolve_classes(source_classes) != resolve_classes(DEFAULT_SOURCE_CLASSES):
         raise ValueError(
             f"Received clutter={clutter} and source_classes={list(source_classes)}. The shipped {backbone} "
             f"source model was trained on clutter={SOURCE_CLUTTER} with source classes "
-            f"{list(DEFAULT_SOURCE_CLASSES)}; train another with shipped_sources.train_source.")
+            f"{list(DEFAULT_SOURCE_CLASSES)}; train another with shipped_sources.train_source, or pass "
+            "clutter=None for the clean source model trained on first use.")
+    if recipe is not None or seed not in (None, 0):
+        raise ValueError(
+            f"Received recipe={recipe!r} and seed={seed!r} for the shipped {backbone} source model, which "
+            f"was trained once with shipped_sources.RECIPES[{backbone!r}] and seed 0. A recipe or seed of "
+            "your own applies to the clean source model trained on first use: pass clutter=None too.")
 
 
 def build_source_base(backbone, image_size=SOURCE_IMAGE_SIZE, pooling="avg", weights=None):

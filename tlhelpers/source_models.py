@@ -25,6 +25,9 @@ from tlhelpers.models import compile_model
 from tlhelpers.results import atomic_output, atomic_write_text
 
 CACHE_ENV = "TLHELPERS_CACHE"
+# `clutter` when embedded weights are asked for without one: the shipped source
+# model (a marker resolved by `shipped_sources.check_shipped_task`).
+SHIPPED_DEFAULT = "shipped"
 SOURCE_IMAGE_SIZE = 32
 # Per-backbone recipes, measured on 2 CPU cores (see README "Embedded source models").
 # Adam with a cosine-decayed learning rate: a constant 1e-3 made ResNet50's last
@@ -266,29 +269,36 @@ def load_source_base(backbone, image_size=SOURCE_IMAGE_SIZE, pooling="avg", **op
     """The convolutional base of an embedded source model, at any input size.
 
     Convolution weights do not depend on the input size, so a base trained at
-    32x32 can be rebuilt at another size and given the same weights.
+    one size can be rebuilt at another and given the same weights.
 
     Args:
         backbone: Registry name.
         image_size: Input `(height, width)` of the returned base.
         pooling: `"avg"`, `"max"` or `None`.
-        **options: Passed to `get_source_model` (`source_classes`, `seed`,
-            `recipe`, `cache_dir`, `verbose`). With `clutter` (a
-            `clutter.ClutterSpec`) the base is the source model trained on that
-            cluttered source task and shipped in `data/source_models/` (see
-            `shipped_sources`): nothing is trained.
+        **options: `clutter` picks the source model. Left out (or
+            `shipped_sources.SOURCE_CLUTTER`), it is the one trained on
+            Fashion-MNIST in clutter and shipped in `data/source_models/`:
+            nothing is trained. `clutter=None` is the clean 32-px source model,
+            trained on first use and cached; the other options go to
+            `get_source_model` (`source_classes`, `seed`, `recipe`,
+            `cache_dir`, `verbose`).
     """
-    clutter = options.pop("clutter", None)
-    if clutter is not None:
+    if uses_shipped(options):
         from tlhelpers.shipped_sources import build_source_base, check_shipped_task
 
-        check_shipped_task(backbone, clutter, **options)
+        check_shipped_task(backbone, **{"clutter": SHIPPED_DEFAULT, **options})
         return build_source_base(backbone, image_size, pooling)
+    options.pop("clutter", None)
     spec = get_backbone(backbone)
     size = check_image_size(spec, image_size)
     base = spec.builder(include_top=False, weights=None, input_shape=(*size, 3), pooling=pooling)
     base.set_weights(_trained_base_weights(backbone, **options))
     return base
+
+
+def uses_shipped(options):
+    """Whether embedded-weights `options` name a shipped source model (`clutter` not given as None)."""
+    return options.get("clutter", SHIPPED_DEFAULT) is not None
 
 
 # Base weights of source models read in this process. Reading the file builds a

@@ -27,11 +27,11 @@ import numpy as np
 
 from tlhelpers import datasets, probes
 
-# arm -> (train_run strategy, weights).
+# arm -> (train_run strategy, weights); "source" is the study's `weights`.
 ARMS = {
-    "feature_extraction": ("feature_extraction", "embedded"),
+    "feature_extraction": ("feature_extraction", "source"),
     "random_features": ("feature_extraction", "none"),
-    "fine_tune": ("fine_tune", "embedded"),
+    "fine_tune": ("fine_tune", "source"),
     "scratch": ("scratch", "none"),
     "small_cnn": ("small_cnn", "none"),
 }
@@ -58,6 +58,13 @@ class StudyConfig:
         test_per_class: Test images per class (a fixed subset of the test split).
         image_size: Input side (the canvas).
         freeze_stage: Fine-tuning freezes stages 1..k (None: the default, 3).
+        dataset: The target task: `"embedded"` (the garments in clutter),
+            `"embedded-clean"` (the same garments clean: pixels suffice),
+            `"digits"` (dissimilar; 125 pool images per class, so budgets plus
+            validation must stay within that, and the whole test split is
+            used) or a photo dataset of `photos.PHOTO_DATASETS` (downloaded once).
+        weights: The transfer arms' weights: `"embedded"` (the shipped source
+            models) or `"imagenet"`.
     """
 
     backbones: tuple = ("resnet50", "vgg16")
@@ -70,6 +77,16 @@ class StudyConfig:
     test_per_class: int = 200
     image_size: int = 48
     freeze_stage: int | None = None
+    dataset: str = "embedded"
+    weights: str = "embedded"
+
+
+# The results store of the default study (`make study`), read by notebook 5.
+STORE = datasets.DATA_DIR.parent / "docs" / "study" / "results.json"
+STUDY_DATASETS = (*datasets.EMBEDDED_TASKS, "digits")
+STUDY_WEIGHTS = ("embedded", "imagenet")
+DATASET_TITLES = {"embedded": "Fashion-MNIST in clutter", "embedded-clean": "Fashion-MNIST, clean",
+                  "digits": "digits"}
 
 
 def epochs_for(labels_per_class, num_classes, steps, batch_size):
@@ -78,12 +95,21 @@ def epochs_for(labels_per_class, num_classes, steps, batch_size):
 
 
 def load_splits(config):
-    """`{(labels_per_class, seed): Splits}` of the cluttered target task."""
-    from tlhelpers.shipped_sources import SOURCE_CLUTTER
+    """`{(labels_per_class, seed): Splits}` of the study's target task."""
+    validation = None
+    if config.dataset == "digits":
+        pool, test = datasets.load_digits()
+        test_per_class = None
+    elif config.dataset in datasets.EMBEDDED_TASKS:
+        pool, test = datasets.load_embedded_task(config.dataset)
+        test_per_class = config.test_per_class
+    else:
+        from tlhelpers.photos import load_photo_dataset
 
-    pool, test = datasets.load_embedded(datasets.DEFAULT_TARGET_CLASSES, clutter=SOURCE_CLUTTER)
-    return {(n, seed): datasets.make_splits(pool, test, n, config.validation_per_class, seed,
-                                            test_per_class=config.test_per_class, validation_last=True)
+        pool, test, validation = load_photo_dataset(config.dataset, (config.image_size,) * 2)
+        test_per_class = config.test_per_class
+    return {(n, seed): datasets.make_splits(pool, test, n, config.validation_per_class, seed, validation,
+                                            test_per_class=test_per_class, validation_last=True)
             for n in config.labels_per_class for seed in config.seeds}
 
 
@@ -105,7 +131,14 @@ def check_study_config(config):
     unknown = sorted(set(config.arms) - set(ARMS))
     if unknown or not config.arms:
         raise ValueError(f"Received arms={list(config.arms)}. Expected any of: {', '.join(ARMS)}.")
-    if set(config.arms) & {"feature_extraction", "fine_tune"}:
+    from tlhelpers.photos import PHOTO_DATASETS
+
+    if config.dataset not in (*STUDY_DATASETS, *PHOTO_DATASETS):
+        raise ValueError(f"Received dataset={config.dataset!r}. Expected one of: "
+                         f"{', '.join((*STUDY_DATASETS, *PHOTO_DATASETS))}.")
+    if config.weights not in STUDY_WEIGHTS:
+        raise ValueError(f"Received weights={config.weights!r}. Expected one of: {', '.join(STUDY_WEIGHTS)}.")
+    if config.weights == "embedded" and set(config.arms) & {"feature_extraction", "fine_tune"}:
         from tlhelpers.shipped_sources import shipped_path
 
         for backbone in config.backbones:
@@ -131,8 +164,10 @@ def run_study(config=None, verbose=1, on_result=None):
     results = []
     for index, (backbone, n, seed, arm) in enumerate(runs, start=1):
         strategy, weights = ARMS[arm]
-        epochs = epochs_for(n, 5, config.steps, config.batch_size)
-        result = train_run(splits[n, seed], strategy, backbone, weights, config.image_size, epochs, seed,
+        weights = config.weights if weights == "source" else weights
+        task = splits[n, seed]
+        epochs = epochs_for(n, len(task.class_names), config.steps, config.batch_size)
+        result = train_run(task, strategy, backbone, weights, config.image_size, epochs, seed,
                            freeze_stage=config.freeze_stage, batch_size=config.batch_size, verbose=0,
                            weights_options={"clutter": SOURCE_CLUTTER, "verbose": 0})
         result.config["arm"] = arm
@@ -300,14 +335,25 @@ def write_study_report(out_dir, results, pixels, config):
     payload["pixels"] = [{"labels_per_class": n, "seed": seed, "test_accuracy": value}
                          for (n, seed), value in sorted(pixels.items())]
     payload["comparisons"] = rows = study_rows(results, pixels)
+    payload["store"] = store_key(config)
     paths = {"results": out_dir / "results.json", "summary": out_dir / "summary.md",
-             "label_budget": out_dir / "label_budget.png"}
+             "label_budget": out_dir / "label_budget.png", "learning_curves": out_dir / "learning_curves.png"}
     atomic_write_text(paths["results"], json.dumps(payload, indent=2))
-    atomic_write_text(paths["summary"], "# Transfer against matched controls (Fashion-MNIST in clutter)\n\n"
+    atomic_write_text(paths["summary"], f"# Transfer against matched controls ({DATASET_TITLES[config.dataset]})\n\n"
                       + summary_table(results, pixels) + "\n\n## Reading\n\n" + reading(results, pixels, rows) + "\n")
     figure = Figure(figsize=(9, 5.5))
     plots.plot_label_budget(payload["summary"], ax=figure.add_subplot())
     _save_figure(figure, paths["label_budget"])
+    # Validation curves at the smallest budget, one panel per backbone (the small CNN in each).
+    smallest = min(config.labels_per_class)
+    backbones = [b for b in config.backbones if any(r.backbone == b for r in results)] or ["small_cnn"]
+    figure = Figure(figsize=(7 * len(backbones), 4.8))
+    for index, backbone in enumerate(backbones, start=1):
+        ax = figure.add_subplot(1, len(backbones), index)
+        plots.plot_learning_curves([r for r in results if r.labels_per_class == smallest
+                                    and r.backbone in (backbone, "small_cnn")], ax=ax)
+        ax.set_title(f"{backbone}, {smallest} labels per class")
+    _save_figure(figure, paths["learning_curves"])
     return paths
 
 
@@ -324,3 +370,70 @@ def load_study(path):
     config = StudyConfig(**{k: tuple(v) if isinstance(v, list) else v
                             for k, v in payload["config"].items() if k in fields})
     return results, pixels, config
+
+
+class StoreMismatchError(datasets.DataError):
+    """Stored study results were made with another configuration, source model or library version."""
+
+
+def store_key(config):
+    """What stored results depend on besides the runs: the md5 of each shipped source model used
+    and the library version."""
+    from tlhelpers import __version__
+    from tlhelpers.shipped_sources import SHIPPED
+
+    uses_sources = config.weights == "embedded" and bool(set(config.arms) & {"feature_extraction", "fine_tune"})
+    return {"sources": {b: SHIPPED[b][1] for b in config.backbones if uses_sources and b in SHIPPED},
+            "tlhelpers": __version__}
+
+
+def load_store(path, config):
+    """`(results, pixels)` of the stored study at `path` (a `results.json`), after checking that it was
+    made with `config`, the shipped source models' md5s and this library version.
+
+    Expensive runs (fine-tuning, scratch) are read from such a store in the notebooks instead of
+    being trained again every time; `make study` writes it, `compare_with_store` checks a recomputation.
+
+    Raises:
+        StoreMismatchError: saying which field differs and how to make the store again.
+    """
+    import json
+    from pathlib import Path
+
+    path = Path(path)
+    if not path.is_file():
+        raise StoreMismatchError(f"No stored study at {path}. Make it with `make study` "
+                                 f"(or `tlhelpers study --out {path.parent}`).")
+    payload = json.loads(path.read_text())
+    stored = payload.get("store")
+    expected = {"config": dataclasses.asdict(config), **store_key(config)}
+    # Fields a store predates have their default value.
+    found = {"config": {**dataclasses.asdict(StudyConfig()), **{k: tuple(v) if isinstance(v, list) else v
+                                                              for k, v in payload["config"].items()}},
+             **(stored or {})}
+    found["config"] = {k: found["config"].get(k) for k in expected["config"]}
+    for field in ("config", "sources", "tlhelpers"):
+        if found.get(field) != expected[field]:
+            raise StoreMismatchError(
+                f"Stored study {path} has {field}={found.get(field)}; expected {expected[field]}. "
+                f"Make it again with `tlhelpers study --out {path.parent}` (same options), or load "
+                "the configuration it was made with.")
+    results, pixels, _ = load_study(path)
+    return results, pixels
+
+
+def compare_with_store(result, stored, tolerance):
+    """`(difference, within)`: the recomputed `result`'s test accuracy minus the stored run of the
+    same arm, backbone, budget and seed, and whether it is within `tolerance`.
+
+    Raises:
+        ValueError: when the store has no such run.
+    """
+    arm = result.config.get("arm")
+    match = [r for r in stored if r.config.get("arm") == arm and r.labels_per_class == result.labels_per_class
+             and r.seed == result.seed and (arm == "small_cnn" or r.backbone == result.backbone)]
+    if not match:
+        raise ValueError(f"Received a {arm} run of {result.backbone} at {result.labels_per_class} labels per "
+                         f"class, seed {result.seed}; the store has no such run.")
+    difference = result.test_accuracy - match[0].test_accuracy
+    return difference, abs(difference) <= tolerance

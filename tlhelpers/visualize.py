@@ -41,16 +41,34 @@ def plot_image_grid(images, titles=None, columns=8, figure=None, cmap="gray"):
     return figure
 
 
-def first_layer_filters(base, count=16):
-    """The first convolution's kernels as images `(count, kh, kw, 3)` scaled to 0..1."""
+def first_layer_filters(base, count=16, grey=False):
+    """The first convolution's first `count` kernels (None: all) as images `(count, kh, kw, 3)` scaled to 0..1.
+
+    With `grey`, each kernel is summed over its three input channels (`(count, kh, kw, 1)`):
+    all that a grey image copied to red, green and blue can excite.
+    """
     import keras
 
     conv = next(layer for layer in base.layers if isinstance(layer, keras.layers.Conv2D))
     kernel = conv.kernel.numpy()[..., :count]
+    if grey:
+        kernel = kernel.sum(axis=2, keepdims=True)
     kernel = np.moveaxis(kernel, -1, 0)
     low = kernel.min(axis=(1, 2, 3), keepdims=True)
     high = kernel.max(axis=(1, 2, 3), keepdims=True)
     return (kernel - low) / np.maximum(high - low, 1e-12), conv.name
+
+
+def kernel_smoothness(base):
+    """Mean correlation of horizontally and vertically neighbouring weights in the first
+    convolution's kernels (summed over input channels): about 0 for random weights, higher for
+    kernels that vary smoothly, as edge and blob detectors do."""
+    kernels, _ = first_layer_filters(base, count=None, grey=True)
+    values = []
+    for kernel in kernels[..., 0]:
+        pairs = ((kernel[:, :-1], kernel[:, 1:]), (kernel[:-1, :], kernel[1:, :]))
+        values.append(np.mean([np.corrcoef(a.ravel(), b.ravel())[0, 1] for a, b in pairs]))
+    return float(np.mean(values))
 
 
 def feature_maps(base, inputs, layer_names):
