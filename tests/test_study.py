@@ -1,5 +1,6 @@
 """The matched-control study: same steps and images for every arm, verdicts from paired intervals."""
 
+import dataclasses
 import json
 
 import numpy as np
@@ -50,10 +51,32 @@ def test_study_runs_every_arm_with_the_same_steps_and_writes_a_report(tiny_sourc
     loaded, loaded_pixels, loaded_config = study.load_study(paths["results"])
     assert loaded_config == config and loaded_pixels == pixels
     assert study.reading(loaded, loaded_pixels) == study.reading(results, pixels)
+    assert paths["learning_curves"].stat().st_size > 1000
+    # The report is a results store: it loads for its own configuration, source model and version only.
+    stored, stored_pixels = study.load_store(paths["results"], config)
+    assert [r.test_accuracy for r in stored] == [r.test_accuracy for r in results] and stored_pixels == pixels
+    for changed, field in ((dataclasses.replace(config, steps=4), "config"),
+                           (dataclasses.replace(config, dataset="digits"), "config")):
+        with pytest.raises(study.StoreMismatchError, match=f"has {field}="):
+            study.load_store(paths["results"], changed)
+    payload["store"]["sources"]["vgg16"] = "0" * 32
+    (tmp_path / "other.json").write_text(json.dumps(payload))
+    with pytest.raises(study.StoreMismatchError, match="has sources="):
+        study.load_store(tmp_path / "other.json", config)
+    with pytest.raises(study.StoreMismatchError, match="No stored study"):
+        study.load_store(tmp_path / "missing.json", config)
+    # A recomputed run is compared with the stored run of the same arm, budget and seed.
+    again = study.run_study(dataclasses.replace(config, arms=("fine_tune",), labels_per_class=(4,), seeds=(1,)),
+                            verbose=0)[0][0]
+    difference, within = study.compare_with_store(again, stored, tolerance=1e-9)
+    assert difference == 0.0 and within
+    with pytest.raises(ValueError, match="the store has no such run"):
+        study.compare_with_store(dataclasses.replace(again, seed=7), stored, 0.05)
 
 
 def _run(arm, n, seed, accuracy, curve=(0.2, 0.5, 0.6)):
     strategy, weights = study.ARMS[arm]
+    weights = "embedded" if weights == "source" else weights
     return RunResult(backbone="resnet50", weights=weights, strategy=strategy, labels_per_class=n, seed=seed,
                      history={"epoch": list(range(len(curve))), "accuracy": list(curve),
                               "val_accuracy": list(curve), "loss": [1.0] * len(curve),
@@ -105,7 +128,19 @@ def test_study_command_writes_the_report_and_no_partial_file(tiny_source, tmp_pa
                      "--labels-per-class", "2", "4", "--seeds", "0", "1", "--steps", "2", "--quiet",
                      "--out", str(out)])
     assert code == 0
-    assert sorted(p.name for p in out.iterdir()) == ["label_budget.png", "results.json", "summary.md"]
+    assert sorted(p.name for p in out.iterdir()) == ["label_budget.png", "learning_curves.png", "results.json",
+                                                     "summary.md"]
     payload = json.loads((out / "results.json").read_text())
     assert {run["config"]["arm"] for run in payload["runs"]} == {"feature_extraction", "random_features"}
     assert "## Reading" in (out / "summary.md").read_text()
+
+
+def test_the_readme_table_is_the_stored_study():
+    """The README's headline table is generated from the results store, so it cannot drift from it."""
+    from pathlib import Path
+
+    from tlhelpers import study
+
+    results, pixels, _ = study.load_study(study.STORE)
+    readme = (Path(study.STORE).parents[2] / "README.md").read_text()
+    assert study.headline_table(results, pixels, 10) in readme

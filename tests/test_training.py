@@ -387,3 +387,18 @@ def test_training_and_evaluation_are_traced_once():
     model.fit(data, epochs=2, verbose=0)
     model.evaluate(data, verbose=0)
     assert len(traces) == 2, f"{len(traces)} traces of the model: expected one for training, one for evaluation"
+
+
+def test_a_long_training_says_how_long_it_takes_from_its_first_steps():
+    """First-use training prints an estimate measured on this machine, not a constant."""
+    import keras
+
+    lines = []
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
+    model.compile("sgd", "mse")
+    estimate = training.TimeEstimate(total_steps=40, what="Training it", skip=2, measure=3,
+                                     print_fn=lambda text, **kwargs: lines.append(text))
+    model.fit(np.zeros((40, 4)), np.zeros((40, 2)), batch_size=1, epochs=1, verbose=0, callbacks=[estimate])
+    assert len(lines) == 1, lines
+    assert lines[0].startswith("Training it: ") and "s per step on this machine (measured over steps 3-5)" in lines[0]
+    assert "remaining 35 of 40 steps" in lines[0]

@@ -222,7 +222,7 @@ def train_source(backbone, recipe=None, clutter=SOURCE_CLUTTER, classes=DEFAULT_
     from tlhelpers.datasets import load_embedded
     from tlhelpers.pipeline import make_dataset
     from tlhelpers.source_models import build_source_model
-    from tlhelpers.training import set_seed
+    from tlhelpers.training import TimeEstimate, set_seed
 
     spec = get_backbone(backbone)
     size = check_image_size(spec, image_size)
@@ -239,11 +239,14 @@ def train_source(backbone, recipe=None, clutter=SOURCE_CLUTTER, classes=DEFAULT_
     model.compile(keras.optimizers.Adam(schedule), "sparse_categorical_crossentropy", metrics=["accuracy"])
     test_ds = make_dataset(test, size, spec.preprocess, 256)
     curve, started = [], time.perf_counter()
+    # Timed once, in the first epoch: the whole recipe's steps.
+    estimate = TimeEstimate(recipe["epochs"] * steps_per_epoch, f"Retraining the {backbone} source model")
     for epoch in range(recipe["epochs"]):
         drawn = _redrawn_pool(clean_pool, clutter, epoch, subset) if epoch else pool
         train_ds = make_dataset(drawn, size, spec.preprocess, recipe["batch_size"], shuffle=True,
                                 seed=recipe["seed"] + epoch)
-        model.fit(train_ds, epochs=epoch + 1, initial_epoch=epoch, shuffle=False, verbose=verbose)
+        model.fit(train_ds, epochs=epoch + 1, initial_epoch=epoch, shuffle=False, verbose=verbose,
+                  callbacks=[estimate] if verbose else [])
         curve.append(round(float(model.evaluate(test_ds, verbose=0)[1]), 4))
         if verbose:
             print(f"epoch {epoch + 1}/{recipe['epochs']}: source-task test accuracy {curve[-1]:.3f} "

@@ -119,7 +119,7 @@ def train_source_model(backbone, source_classes=DEFAULT_SOURCE_CLASSES, seed=0, 
     """
     from tlhelpers.datasets import make_splits
     from tlhelpers.pipeline import make_dataset
-    from tlhelpers.training import set_seed
+    from tlhelpers.training import TimeEstimate, set_seed
 
     spec = get_backbone(backbone)
     size = check_image_size(spec, image_size)
@@ -139,7 +139,9 @@ def train_source_model(backbone, source_classes=DEFAULT_SOURCE_CLASSES, seed=0, 
     compile_model(model, learning_rate, fused_adam=False)
     test_ds = make_dataset(test, size, spec.preprocess, 256)
     started = time.perf_counter()
-    model.fit(train_ds, epochs=recipe["epochs"], shuffle=False, verbose=verbose)
+    estimate = [TimeEstimate(recipe["epochs"] * len(train_ds), f"Training the {backbone} source model")]
+    model.fit(train_ds, epochs=recipe["epochs"], shuffle=False, verbose=verbose,
+              callbacks=estimate if verbose else [])
     train_seconds = time.perf_counter() - started
     _, accuracy = model.evaluate(test_ds, verbose=0)
     info = {
@@ -220,8 +222,9 @@ def get_source_model(backbone, source_classes=DEFAULT_SOURCE_CLASSES, seed=0, re
 def _train_and_cache(backbone, names, seed, recipe, size, weights_path, verbose):
     if verbose:
         print(f"Training the embedded {backbone} source model on {', '.join(names)} "
-              f"({recipe['epochs']} epochs at {size[0]}x{size[1]}; first use only, a few minutes "
-              f"on a laptop CPU). It will be cached in {display_path(weights_path.parent)}.")
+              f"({recipe['epochs']} epochs at {size[0]}x{size[1]}; first use only: how long it takes on "
+              f"this machine is printed after its first steps). It will be cached in "
+              f"{display_path(weights_path.parent)}.")
     model, info = train_source_model(backbone, names, seed, recipe, size, verbose)
     with atomic_output(weights_path) as temporary:
         model.save_weights(temporary)

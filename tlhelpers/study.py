@@ -314,6 +314,49 @@ def summary_table(results, pixels):
     return "\n".join(lines)
 
 
+def headline_table(results, pixels, labels_per_class):
+    """Markdown table of the transfer arms, their matched controls and pixels at one budget, one
+    column per backbone: means over seeds and paired differences with their 95% intervals."""
+    backbones = list(dict.fromkeys(r.backbone for r in results if r.config.get("arm") in MATCHED_CONTROL))
+
+    def mean_at(backbone, arm, budget):
+        runs = _by_arm(results, backbone, arm, budget)
+        return f"{np.mean([r.test_accuracy for r in runs]):.3f}" if runs else "-"
+
+    def mean(backbone, arm):
+        return mean_at(backbone, arm, labels_per_class)
+
+    def difference(backbone, arm, control, metric="test_accuracy"):
+        row = comparison(results, pixels, backbone, arm, control, labels_per_class, metric)
+        text = f"{row['difference']:+.3f} ({row['ci_low']:+.3f} to {row['ci_high']:+.3f})"
+        return f"**{text}**" if row["verdict"] != "no clear difference" else f"{text}: no clear difference"
+
+    lines = [f"| at {labels_per_class} labels per class | " + " | ".join(backbones) + " |",
+             "|---|" + "---|" * len(backbones)]
+    arms_run = {r.config.get("arm") for r in results}
+    for arm, control in MATCHED_CONTROL.items():
+        if not {arm, control} <= arms_run:
+            continue
+        lines.append(f"| {ARM_NAMES[arm]} | " + " | ".join(mean(b, arm) for b in backbones) + " |")
+        lines.append(f"| {ARM_NAMES[control]} (matched control) | "
+                     + " | ".join(mean(b, control) for b in backbones) + " |")
+        lines.append(f"| {ARM_NAMES[arm]} - {ARM_NAMES[control]} | "
+                     + " | ".join(difference(b, arm, control) for b in backbones) + " |")
+        for metric in ("start", "slope"):
+            lines.append(f"| {ARM_NAMES[arm]} - {ARM_NAMES[control]}, {metric} of the validation curve | "
+                         + " | ".join(difference(b, arm, control, metric) for b in backbones) + " |")
+    largest = max(r.labels_per_class for r in results)
+    if largest != labels_per_class and "scratch" in arms_run:
+        lines.append(f"| {ARM_NAMES['scratch']} at {largest} labels per class | "
+                     + " | ".join(mean_at(b, "scratch", largest) for b in backbones) + " |")
+    pixel_mean = np.mean([v for (n, _), v in pixels.items() if n == labels_per_class])
+    for arm in MATCHED_CONTROL:
+        if arm in arms_run:
+            lines.append(f"| {ARM_NAMES[arm]} - pixels ({pixel_mean:.3f}) | "
+                         + " | ".join(difference(b, arm, "pixels") for b in backbones) + " |")
+    return "\n".join(lines)
+
+
 def write_study_report(out_dir, results, pixels, config):
     """Write `results.json`, `summary.md` and `label_budget.png` of a study into `out_dir`.
 

@@ -37,6 +37,31 @@ def set_seed(seed):
     tf.config.experimental.enable_op_determinism()
 
 
+class TimeEstimate(keras.callbacks.Callback):
+    """Print how long a long training will take on this machine, measured from its first steps.
+
+    The first `skip` batches (tracing, warm-up) are not timed; after `measure`
+    more, one line says the seconds per step and the minutes left for the
+    `total_steps` of the run.
+    """
+
+    def __init__(self, total_steps, what="training", skip=2, measure=8, print_fn=print):
+        super().__init__()
+        self.total_steps, self.what, self.skip, self.measure = total_steps, what, skip, measure
+        self.print_fn, self.seen, self.started = print_fn, 0, None
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.seen += 1
+        if self.seen == self.skip:
+            self.started = time.perf_counter()
+        elif self.started is not None and self.seen == self.skip + self.measure:
+            per_step = (time.perf_counter() - self.started) / self.measure
+            left = per_step * (self.total_steps - self.seen)
+            self.print_fn(f"{self.what}: {per_step:.2f} s per step on this machine (measured over steps "
+                          f"{self.skip + 1}-{self.seen}); about {left / 60:.0f} min left for the remaining "
+                          f"{self.total_steps - self.seen} of {self.total_steps} steps.", flush=True)
+
+
 def _feature_dataset(features, labels, batch_size, shuffle, seed):
     ds = tf.data.Dataset.from_tensor_slices((features, labels))
     if shuffle:
