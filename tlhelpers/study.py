@@ -393,8 +393,10 @@ def write_study_report(out_dir, results, pixels, config):
     figure = Figure(figsize=(7 * len(backbones), 4.8))
     for index, backbone in enumerate(backbones, start=1):
         ax = figure.add_subplot(1, len(backbones), index)
-        plots.plot_learning_curves([r for r in results if r.labels_per_class == smallest
-                                    and r.backbone in (backbone, "small_cnn")], ax=ax)
+        # In the order of ARMS, so that each arm has the same colour in every panel.
+        shown = sorted((r for r in results if r.labels_per_class == smallest and r.backbone in (backbone, "small_cnn")),
+                       key=lambda r: list(ARMS).index(r.config["arm"]))
+        plots.plot_learning_curves(shown, ax=ax)
         ax.set_title(f"{backbone}, {smallest} labels per class")
     _save_figure(figure, paths["learning_curves"])
     return paths
