@@ -11,7 +11,7 @@ import sys
 
 import nbformat
 
-LOG_LINE = re.compile(r"^([IWEF]\d{4} \d\d:\d\d:\d\d\.\d+|WARNING: All log messages before absl)")
+LOG_LINE = re.compile(r"^([IWEF]\d{4} \d\d:\d\d:\d+\.\d+|WARNING: All log messages before absl)")
 
 
 def tidy(path):
