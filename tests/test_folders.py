@@ -67,7 +67,10 @@ def test_corrupt_and_non_image_files_are_skipped_and_reported(tmp_path, capsys):
     reasons = {path.split("/")[-1]: reason for path, reason in skipped}
     assert set(reasons) == {"truncated.jpg", "empty.jpg", "garbage.png", "notes.txt"}
     assert reasons["empty.jpg"] == "empty file"
-    assert "decoded" in reasons["truncated.jpg"]
+    assert reasons["truncated.jpg"] == "truncated or damaged JPEG: it starts like one but does not decode"
+    assert reasons["garbage.png"].startswith("not an image: its first bytes")
+    # A reason a person can act on, not TensorFlow's op text.
+    assert not any("function_node" in reason or "{{" in reason for reason in reasons.values())
     assert len(pool) + len(test) == 11  # 10 PNGs and the good JPEG
     assert "Skipped 4 file(s)" in capsys.readouterr().out
 

@@ -165,9 +165,9 @@ def plan(config):
 def run_experiment(config=None, verbose=1, on_result=None):
     """Run every configured run and return their results.
 
-    Data are loaded and split, and the source models are built (trained on
-    first use when `weights="embedded"`), before the first run starts, so bad
-    input fails early. A `small_cnn` run does not depend on the backbone and
+    Data are loaded and split, and the source models are built (the shipped
+    ones, or with `source_task="clean"` trained on first use), before the
+    first run starts, so bad input fails early. A `small_cnn` run does not depend on the backbone and
     runs once per budget and seed.
 
     Args:

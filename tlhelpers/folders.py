@@ -31,6 +31,15 @@ def _class_files(class_dir):
     return found
 
 
+# The first bytes of each format `tf.io.decode_image` reads.
+IMAGE_SIGNATURES = ((b"\xff\xd8\xff", "JPEG"), (b"\x89PNG\r\n\x1a\n", "PNG"), (b"GIF8", "GIF"), (b"BM", "BMP"))
+
+
+def image_format(data):
+    """The image format whose signature `data` starts with, or None."""
+    return next((name for signature, name in IMAGE_SIGNATURES if data.startswith(signature)), None)
+
+
 def _decode(path, image_size):
     """Decode and resize one file; return (array, None) or (None, reason)."""
     import tensorflow as tf
@@ -40,11 +49,14 @@ def _decode(path, image_size):
     data = path.read_bytes()
     if not data:
         return None, "empty file"
+    kind = image_format(data)
+    if kind is None:
+        return None, "not an image: its first bytes are not those of a JPEG, PNG, GIF or BMP file"
     try:
         image = tf.io.decode_image(data, channels=3, expand_animations=False)
         image = tf.image.resize(image, image_size, antialias=True)
-    except (tf.errors.InvalidArgumentError, tf.errors.UnknownError) as error:
-        return None, f"cannot be decoded ({error.message.splitlines()[0][:80]})"
+    except (tf.errors.InvalidArgumentError, tf.errors.UnknownError):
+        return None, f"truncated or damaged {kind}: it starts like one but does not decode"
     return np.clip(np.rint(image.numpy()), 0, 255).astype(np.uint8), None
 
 

@@ -32,7 +32,7 @@ def export_feature_vector(base, path, preprocess=None, overwrite=False):
 
     Args:
         base: A Keras model whose output is one vector per image (e.g.
-            `build_base("resnet50", "embedded", 32, pooling="avg")`).
+            `build_base("resnet50", "embedded", 48, pooling="avg")`).
         path: Destination folder.
         preprocess: The base's preprocessing of 0-255 RGB (default: the
             registry's for `base.name`, e.g. ResNet50's `preprocess_input`).
@@ -89,13 +89,13 @@ def export_feature_vector(base, path, preprocess=None, overwrite=False):
     return path
 
 
-def example_feature_vector(backbone="resnet50", image_size=32, cache_dir=None, verbose=0,
+def example_feature_vector(backbone="resnet50", image_size=48, cache_dir=None, verbose=0,
                            **embedded_options):
     """The embedded source model's base as a local TF-Hub feature vector (exported on first use).
 
     This is the offline stand-in for a published TF-Hub image feature
     vector: the same calling convention, produced from the source model this
-    project develops (see `source_models`). The export is cached under
+    project ships (see `shipped_sources`). The export is cached under
     `<package cache>/hub/`, keyed by the base's exact weights.
 
     Args:
@@ -104,7 +104,7 @@ def example_feature_vector(backbone="resnet50", image_size=32, cache_dir=None, v
         cache_dir: Package cache folder (see `source_models.resolve_cache_dir`).
         verbose: 0 silent, 1 say where the export is.
         **embedded_options: Passed to `backbones.build_base` for
-            `weights="embedded"` (`source_classes`, `seed`, ...).
+            `weights="embedded"` (`clutter=None`: the clean source model).
 
     Returns:
         The SavedModel folder, to use as `"hub:" + str(path)`.
