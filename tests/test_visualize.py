@@ -63,3 +63,11 @@ def test_linear_probe_separates_separable_features():
     assert features.linear_probe(separable[:100], labels[:100], separable[100:], labels[100:]) > 0.95
     assert features.linear_probe(noise[:100], labels[:100], noise[100:], labels[100:]) < 0.75
     assert features.project_2d(separable).shape == (200, 2)
+
+
+def test_most_confused_lists_the_largest_off_diagonal_cells():
+    from tlhelpers.visualize import most_confused
+
+    matrix = [[50, 3, 0], [9, 40, 1], [0, 7, 44]]
+    assert most_confused(matrix, ["a", "b", "c"], top=2) == [("b", "a", 9), ("c", "b", 7)]
+    assert most_confused(np.eye(3) * 5, ["a", "b", "c"]) == []  # no error, no pair

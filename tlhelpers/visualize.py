@@ -71,6 +71,15 @@ def kernel_smoothness(base):
     return float(np.mean(values))
 
 
+def most_confused(matrix, class_names, top=3):
+    """The `top` largest off-diagonal cells of a confusion matrix (rows: true classes) as
+    `(true name, predicted name, count)`, largest first."""
+    matrix = np.asarray(matrix)
+    cells = [(int(matrix[i, j]), i, j) for i in range(len(matrix)) for j in range(len(matrix)) if i != j]
+    return [(class_names[i], class_names[j], count) for count, i, j in sorted(cells, key=lambda c: -c[0])[:top]
+            if count > 0]
+
+
 def feature_maps(base, inputs, layer_names):
     """Outputs of `layer_names` for preprocessed `inputs`, as a dict of arrays."""
     import keras
