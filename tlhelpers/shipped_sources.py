@@ -144,9 +144,7 @@ def check_shipped_task(backbone, clutter=SOURCE_CLUTTER, source_classes=DEFAULT_
                        seed=0, **ignored):
     """Raise unless a source model of `backbone` was shipped for this cluttered source task.
 
-    `clutter` may be `"shipped"` (`source_models.SHIPPED_DEFAULT`: whatever was
-    shipped). `ignored` takes `cache_dir` and `verbose`, which do not apply to
-    a shipped file.
+    `ignored` takes `cache_dir` and `verbose`, which do not apply to a shipped file.
 
     Raises:
         ValueError: for another clutter spec, other source classes, a recipe or
@@ -156,7 +154,6 @@ def check_shipped_task(backbone, clutter=SOURCE_CLUTTER, source_classes=DEFAULT_
     from tlhelpers.datasets import resolve_classes
 
     _entry(backbone)
-    clutter = SOURCE_CLUTTER if clutter == "shipped" else clutter
     if clutter != SOURCE_CLUTTER or resolve_classes(source_classes) != resolve_classes(DEFAULT_SOURCE_CLASSES):
         raise ValueError(
             f"Received clutter={clutter} and source_classes={list(source_classes)}. The shipped {backbone} "

@@ -25,9 +25,6 @@ from tlhelpers.models import compile_model
 from tlhelpers.results import atomic_output, atomic_write_text
 
 CACHE_ENV = "TLHELPERS_CACHE"
-# `clutter` when embedded weights are asked for without one: the shipped source
-# model (a marker resolved by `shipped_sources.check_shipped_task`).
-SHIPPED_DEFAULT = "shipped"
 SOURCE_IMAGE_SIZE = 32
 # Per-backbone recipes, measured on 2 CPU cores (see README "Embedded source models").
 # Adam with a cosine-decayed learning rate: a constant 1e-3 made ResNet50's last
@@ -289,7 +286,7 @@ def load_source_base(backbone, image_size=SOURCE_IMAGE_SIZE, pooling="avg", **op
     if uses_shipped(options):
         from tlhelpers.shipped_sources import build_source_base, check_shipped_task
 
-        check_shipped_task(backbone, **{"clutter": SHIPPED_DEFAULT, **options})
+        check_shipped_task(backbone, **options)
         return build_source_base(backbone, image_size, pooling)
     options.pop("clutter", None)
     spec = get_backbone(backbone)
@@ -301,7 +298,7 @@ def load_source_base(backbone, image_size=SOURCE_IMAGE_SIZE, pooling="avg", **op
 
 def uses_shipped(options):
     """Whether embedded-weights `options` name a shipped source model (`clutter` not given as None)."""
-    return options.get("clutter", SHIPPED_DEFAULT) is not None
+    return "clutter" not in options or options["clutter"] is not None
 
 
 # Base weights of source models read in this process. Reading the file builds a

@@ -96,18 +96,16 @@ def epochs_for(labels_per_class, num_classes, steps, batch_size):
 
 def load_splits(config):
     """`{(labels_per_class, seed): Splits}` of the study's target task."""
-    validation = None
+    validation, test_per_class = None, config.test_per_class
     if config.dataset == "digits":
         pool, test = datasets.load_digits()
         test_per_class = None
     elif config.dataset in datasets.EMBEDDED_TASKS:
         pool, test = datasets.load_embedded_task(config.dataset)
-        test_per_class = config.test_per_class
     else:
         from tlhelpers.photos import load_photo_dataset
 
         pool, test, validation = load_photo_dataset(config.dataset, (config.image_size,) * 2)
-        test_per_class = config.test_per_class
     return {(n, seed): datasets.make_splits(pool, test, n, config.validation_per_class, seed, validation,
                                             test_per_class=test_per_class, validation_last=True)
             for n in config.labels_per_class for seed in config.seeds}
@@ -319,12 +317,9 @@ def headline_table(results, pixels, labels_per_class):
     column per backbone: means over seeds and paired differences with their 95% intervals."""
     backbones = list(dict.fromkeys(r.backbone for r in results if r.config.get("arm") in MATCHED_CONTROL))
 
-    def mean_at(backbone, arm, budget):
+    def mean(backbone, arm, budget=labels_per_class):
         runs = _by_arm(results, backbone, arm, budget)
         return f"{np.mean([r.test_accuracy for r in runs]):.3f}" if runs else "-"
-
-    def mean(backbone, arm):
-        return mean_at(backbone, arm, labels_per_class)
 
     def difference(backbone, arm, control, metric="test_accuracy"):
         row = comparison(results, pixels, backbone, arm, control, labels_per_class, metric)
@@ -348,7 +343,7 @@ def headline_table(results, pixels, labels_per_class):
     largest = max(r.labels_per_class for r in results)
     if largest != labels_per_class and "scratch" in arms_run:
         lines.append(f"| {ARM_NAMES['scratch']} at {largest} labels per class | "
-                     + " | ".join(mean_at(b, "scratch", largest) for b in backbones) + " |")
+                     + " | ".join(mean(b, "scratch", largest) for b in backbones) + " |")
     pixel_mean = np.mean([v for (n, _), v in pixels.items() if n == labels_per_class])
     for arm in MATCHED_CONTROL:
         if arm in arms_run:
@@ -404,6 +399,12 @@ def write_study_report(out_dir, results, pixels, config):
 
 def load_study(path):
     """Read a study's `results.json`: `(results, pixels, config)`, e.g. to write its report again."""
+    return _read_study(path)[:3]
+
+
+def _read_study(path):
+    """`(results, pixels, config, store key or None)` of a study's `results.json`; configuration
+    fields the file predates have their default value."""
     import json
 
     from tlhelpers.results import RunResult
@@ -414,7 +415,7 @@ def load_study(path):
     fields = {f.name for f in dataclasses.fields(StudyConfig)}
     config = StudyConfig(**{k: tuple(v) if isinstance(v, list) else v
                             for k, v in payload["config"].items() if k in fields})
-    return results, pixels, config
+    return results, pixels, config, payload.get("store")
 
 
 class StoreMismatchError(datasets.DataError):
@@ -442,28 +443,21 @@ def load_store(path, config):
     Raises:
         StoreMismatchError: saying which field differs and how to make the store again.
     """
-    import json
     from pathlib import Path
 
     path = Path(path)
     if not path.is_file():
         raise StoreMismatchError(f"No stored study at {path}. Make it with `make study` "
                                  f"(or `tlhelpers study --out {path.parent}`).")
-    payload = json.loads(path.read_text())
-    stored = payload.get("store")
+    results, pixels, stored_config, stored = _read_study(path)
     expected = {"config": dataclasses.asdict(config), **store_key(config)}
-    # Fields a store predates have their default value.
-    found = {"config": {**dataclasses.asdict(StudyConfig()), **{k: tuple(v) if isinstance(v, list) else v
-                                                              for k, v in payload["config"].items()}},
-             **(stored or {})}
-    found["config"] = {k: found["config"].get(k) for k in expected["config"]}
+    found = {"config": dataclasses.asdict(stored_config), **(stored or {})}
     for field in ("config", "sources", "tlhelpers"):
         if found.get(field) != expected[field]:
             raise StoreMismatchError(
                 f"Stored study {path} has {field}={found.get(field)}; expected {expected[field]}. "
                 f"Make it again with `tlhelpers study --out {path.parent}` (same options), or load "
                 "the configuration it was made with.")
-    results, pixels, _ = load_study(path)
     return results, pixels
 
 
@@ -475,8 +469,7 @@ def compare_with_store(result, stored, tolerance):
         ValueError: when the store has no such run.
     """
     arm = result.config.get("arm")
-    match = [r for r in stored if r.config.get("arm") == arm and r.labels_per_class == result.labels_per_class
-             and r.seed == result.seed and (arm == "small_cnn" or r.backbone == result.backbone)]
+    match = [r for r in _by_arm(stored, result.backbone, arm, result.labels_per_class) if r.seed == result.seed]
     if not match:
         raise ValueError(f"Received a {arm} run of {result.backbone} at {result.labels_per_class} labels per "
                          f"class, seed {result.seed}; the store has no such run.")
