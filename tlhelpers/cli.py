@@ -47,6 +47,8 @@ def _add_budget_arguments(parser, defaults, seeds_help):
 
 
 def build_parser():
+    from tlhelpers.experiments import SOURCE_TASKS
+
     defaults = _defaults()
     parser = argparse.ArgumentParser(prog="tlhelpers", description="Transfer-learning experiments.")
     parser.add_argument("--debug", action="store_true", help="show tracebacks of errors")
@@ -72,7 +74,7 @@ def build_parser():
                      help="embedded (garments in clutter), embedded-clean, digits, a photo dataset "
                           "(cats_vs_dogs, flowers; downloaded "
                           "once), or a folder of class subfolders (default: %(default)s)")
-    run.add_argument("--source-task", choices=("clutter", "clean"), default=defaults.source_task,
+    run.add_argument("--source-task", choices=SOURCE_TASKS, default=defaults.source_task,
                      help="weights 'embedded': the source model shipped for the garments in clutter, or "
                           "one trained on first use on the clean source classes (default: %(default)s)")
     run.add_argument("--source-classes", nargs="+", default=list(defaults.source_classes),
@@ -93,7 +95,7 @@ def build_parser():
     source = commands.add_parser("source-model", help="train or load an embedded source model")
     source.add_argument("--backbone", default="resnet50", choices=sorted(BACKBONES))
     source.add_argument("--seed", type=int, default=0)
-    source.add_argument("--task", choices=("clean", "clutter"), default="clutter",
+    source.add_argument("--task", choices=SOURCE_TASKS, default="clutter",
                         help="clutter: the source model shipped in data/source_models/ (what "
                              "weights 'embedded' uses); clean: a 32-px source model on the clean images, "
                              "trained on first use and cached (default: %(default)s)")
