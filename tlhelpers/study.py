@@ -9,9 +9,10 @@ whether the weights came from the source task:
   architecture from random weights, everything trained);
 
 plus the small CNN as a right-sized baseline and a logistic regression on raw
-pixels as the floor. Every arm at a label budget gets the same number of
-gradient steps (`steps`, rounded up to whole epochs) and is scored on the test
-split after its last step: nothing is selected on test. Validation is drawn
+pixels as the floor. Every arm at every label budget gets the same number of
+gradient steps (`steps`), is evaluated on validation every `eval_every` steps
+(so that "start" and "slope" mean the same steps at every budget) and is scored
+on the test split after its last step: nothing is selected on test. Validation is drawn
 from the end of each class's shuffled pool, so the training images of a budget
 do not depend on the validation size. Differences are paired by seed (the same
 training images for every arm) and called higher or lower only when their 95%
@@ -52,7 +53,10 @@ class StudyConfig:
         arms: Keys of `ARMS`; pixels are always probed.
         labels_per_class: Label budgets.
         seeds: Seeds; each fixes the training images of every arm at a budget.
-        steps: Gradient steps per run (rounded up to whole epochs).
+        steps: Gradient steps per run (rounded up to whole evaluation intervals).
+        eval_every: Gradient steps between evaluations on validation (the
+            learning curves' x-axis); None evaluates after every pass over
+            the training images (`steps` then rounds up to whole passes).
         batch_size: Training batch size.
         validation_per_class: Validation images per class (learning curves).
         test_per_class: Test images per class (a fixed subset of the test split).
@@ -72,6 +76,7 @@ class StudyConfig:
     labels_per_class: tuple = (10, 100)
     seeds: tuple = (0, 1, 2)
     steps: int = 200
+    eval_every: int | None = 20
     batch_size: int = 16
     validation_per_class: int = 50
     test_per_class: int = 200
@@ -164,9 +169,11 @@ def run_study(config=None, verbose=1, on_result=None):
         strategy, weights = ARMS[arm]
         weights = config.weights if weights == "source" else weights
         task = splits[n, seed]
-        epochs = epochs_for(n, len(task.class_names), config.steps, config.batch_size)
+        epochs = (math.ceil(config.steps / config.eval_every) if config.eval_every else
+                  epochs_for(n, len(task.class_names), config.steps, config.batch_size))
         result = train_run(task, strategy, backbone, weights, config.image_size, epochs, seed,
                            freeze_stage=config.freeze_stage, batch_size=config.batch_size, verbose=0,
+                           eval_every=config.eval_every,
                            weights_options={"clutter": SOURCE_CLUTTER, "verbose": 0})
         result.config["arm"] = arm
         if arm == "random_features":

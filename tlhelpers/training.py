@@ -69,12 +69,15 @@ def _feature_dataset(features, labels, batch_size, shuffle, seed):
     return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
 
 
-def fit_with_curves(model, train_ds, val_ds, epochs, history=None, verbose=1):
+def fit_with_curves(model, train_ds, val_ds, epochs, history=None, verbose=1, steps_per_epoch=None):
     """Train `model` and append per-epoch curves to `history`.
 
     When `history` is None, the model is first evaluated on both splits
     before any training, which becomes epoch 0. Training accuracy at later
     epochs is Keras's running mean over the epoch (dropout active).
+    `steps_per_epoch` makes an "epoch" that many gradient steps over the
+    repeated training data (reshuffled on every pass), so that curves of
+    different training-set sizes share one x-axis; None is one pass.
 
     Returns:
         The `history` dict keyed by `results.HISTORY_KEYS`.
@@ -87,8 +90,10 @@ def fit_with_curves(model, train_ds, val_ds, epochs, history=None, verbose=1):
     if epochs <= 0:
         return history
     first = history["epoch"][-1] + 1
-    fitted = model.fit(train_ds, validation_data=val_ds, epochs=epochs, shuffle=False,
-                       verbose=verbose).history
+    if steps_per_epoch:
+        train_ds = train_ds.repeat()
+    fitted = model.fit(train_ds, validation_data=val_ds, epochs=epochs, steps_per_epoch=steps_per_epoch,
+                       shuffle=False, verbose=verbose).history
     history["epoch"].extend(range(first, first + epochs))
     for key in HISTORY_KEYS[1:]:
         history[key].extend(float(v) for v in fitted[key])
@@ -98,7 +103,7 @@ def fit_with_curves(model, train_ds, val_ds, epochs, history=None, verbose=1):
 def train_run(splits, strategy, backbone="resnet50", weights="embedded", image_size=32, epochs=10,
               seed=0, head_epochs=0, freeze_stage=None, learning_rate=None, batch_size=16,
               hidden_units=(), dropout=0.2, use_feature_cache=True, augment=False, cache_dir=None,
-              verbose=1, weights_options=None, reuse_models=True, distribute=None):
+              verbose=1, weights_options=None, reuse_models=True, distribute=None, eval_every=None):
     """Train one strategy on one task and record its learning curves.
 
     Args:
@@ -108,6 +113,9 @@ def train_run(splits, strategy, backbone="resnet50", weights="embedded", image_s
         weights: Weight source for transfer strategies (see `backbones.build_base`).
         image_size: Input side or `(height, width)`.
         epochs: Total training epochs (both phases together for fine-tuning).
+        eval_every: Gradient steps per epoch (the curves' evaluation interval)
+            instead of one pass over the training images, so that runs with
+            different label budgets are compared after the same steps.
         seed: Seed of initial weights, dropout and shuffling.
         head_epochs: For `"fine_tune"`: epochs of head-only training before
             the later stages are unfrozen (the two-phase recipe); 0 skips it.
@@ -162,7 +170,8 @@ def train_run(splits, strategy, backbone="resnet50", weights="embedded", image_s
                     for i, (f, d) in enumerate(zip(built.pop("features"),
                                                    (splits.train, splits.validation, splits.test)))]
         model, trainable, frozen = built["model"], built["trainable"], built["frozen"]
-        history = fit_with_curves(model, datasets[0], datasets[1], epochs, verbose=verbose)
+        history = fit_with_curves(model, datasets[0], datasets[1], epochs, verbose=verbose,
+                                  steps_per_epoch=eval_every)
     else:
         def build(kind=strategy, rate=learning_rate, compile=True):
             return build_strategy(kind, backbone, weights, num_classes, size, freeze_stage, rate,
@@ -195,7 +204,7 @@ def train_run(splits, strategy, backbone="resnet50", weights="embedded", image_s
                                      fresh_state=lambda: fresh_state("feature_extraction"))
                 datasets = _image_datasets(splits, size, head_phase.preprocess, batch_size, seed)
                 history = fit_with_curves(head_phase.model, datasets[0], datasets[1], head_epochs,
-                                          verbose=verbose)
+                                          verbose=verbose, steps_per_epoch=eval_every)
                 built = acquire(key, build, state=head_phase.model, learning_rate=rate)
                 phase_starts = [head_epochs + 1]
             else:
@@ -203,7 +212,7 @@ def train_run(splits, strategy, backbone="resnet50", weights="embedded", image_s
                 datasets = _image_datasets(splits, size, built.preprocess, batch_size, seed)
         model = built.model
         history = fit_with_curves(model, datasets[0], datasets[1], epochs - (head_epochs if phase_starts else 0),
-                                  history, verbose)
+                                  history, verbose, eval_every)
         trainable, frozen = built.trainable_params, built.non_trainable_params
     test_loss, test_accuracy = model.evaluate(datasets[2], verbose=0)
     return RunResult(
@@ -215,7 +224,8 @@ def train_run(splits, strategy, backbone="resnet50", weights="embedded", image_s
         wall_time_s=round(time.perf_counter() - started, 2),
         trainable_params=int(trainable), non_trainable_params=int(frozen), phase_starts=phase_starts,
         config={"image_size": list(size), "epochs": epochs,
-                "steps": epochs * -(-len(splits.train) // batch_size), "head_epochs": head_epochs,
+                "steps": epochs * (eval_every or -(-len(splits.train) // batch_size)),
+                "eval_every": eval_every, "head_epochs": head_epochs,
                 "freeze_stage": freeze_stage, "learning_rate": learning_rate, "batch_size": batch_size,
                 "hidden_units": list(hidden_units), "dropout": dropout, "augment": augment,
                 "feature_cache": strategy == "feature_extraction" and use_feature_cache and not augment,
