@@ -6,7 +6,7 @@ import keras
 import numpy as np
 import pytest
 
-from tlhelpers import backbones, models
+from tlhelpers import backbones, models, paths
 from tlhelpers.backbones import WeightsUnavailableError, build_base, get_backbone
 
 BACKBONES = sorted(backbones.BACKBONES)
@@ -54,7 +54,7 @@ def test_weights_from_a_file(tmp_path):
 
 def test_offline_imagenet_error_is_fast_and_helpful():
     spec = get_backbone("vgg16")
-    if (backbones.keras_cache_dir() / spec.imagenet_file).exists():
+    if (paths.keras_cache_dir() / spec.imagenet_file).exists():
         pytest.skip("ImageNet weights are cached on this machine")
     started = time.perf_counter()
     try:
@@ -65,7 +65,7 @@ def test_offline_imagenet_error_is_fast_and_helpful():
         pytest.skip("this machine is online: the download worked")
     assert time.perf_counter() - started < 30
     assert spec.imagenet_file in message
-    assert str(backbones.keras_cache_dir()) in message
+    assert str(paths.keras_cache_dir()) in message
     assert "weights='embedded'" in message
 
 

@@ -43,7 +43,8 @@ def test_debug_shows_the_traceback():
 
 
 def test_offline_imagenet_fails_before_training(capsys, tmp_path):
-    from tlhelpers.backbones import get_backbone, keras_cache_dir
+    from tlhelpers.paths import keras_cache_dir
+    from tlhelpers.registry import get_backbone
 
     if (keras_cache_dir() / get_backbone("vgg16").imagenet_file).exists():
         pytest.skip("ImageNet weights cached here")
@@ -123,6 +124,7 @@ def test_run_accepts_registry_photo_datasets():
         (["study", "--seeds", "0"], "Expected at least 2 seeds"),
         (["study", "--backbone", "resnet5"], "Received backbone='resnet5' for a shipped source model"),
         (["study", "--arms", "finetune"], "Received arms=['finetune']"),
+        (["study", "--steps", "10", "--eval-every", "20"], "Received steps=10 and eval_every=20"),
         (["source-model", "--task", "clean", "--retrain"], "Received --retrain with --task clean"),
         (["source-model", "--task", "clutter", "--backbone", "vgg16", "--out", "x"], "--out needs --retrain"),
     ],
@@ -156,3 +158,18 @@ def test_unreachable_hub_handle_is_one_line(capsys, tmp_path, monkeypatch):
     err = capsys.readouterr().err
     assert code == 2, err
     assert "Could not download the TF-Hub model" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("error", ["DataError", "WeightsUnavailableError", "DownloadError", "HubUnavailableError",
+                                   "SourceWeightsError"])
+def test_every_package_error_is_one_line_and_exit_2(error, capsys, monkeypatch):
+    from tlhelpers import errors
+
+    def fail(args):
+        raise getattr(errors, error)(f"Received something. Expected something else ({error}).")
+
+    monkeypatch.setattr(cli, "command_doctor", fail)
+    assert cli.main(["doctor"]) == 2
+    err = capsys.readouterr().err
+    assert err == f"tlhelpers: error: Received something. Expected something else ({error}).\n"
+    assert issubclass(getattr(errors, error), errors.TlhelpersError)

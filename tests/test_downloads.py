@@ -19,7 +19,7 @@ import zipfile
 import pytest
 
 from conftest import write_png
-from tlhelpers import backbones, cli, doctor, downloads, photos
+from tlhelpers import backbones, cli, doctor, downloads, errors, paths, photos
 
 WEIGHTS_BYTES = b"not really hdf5, but bytes with a known hash " * 200
 
@@ -81,7 +81,7 @@ def closed_url():
 def keras_dir(tmp_path, monkeypatch):
     """A private Keras cache: `keras_cache_dir()` is the one function every default goes through."""
     folder = tmp_path / "keras"
-    monkeypatch.setattr(backbones, "keras_cache_dir", lambda: folder / "models")
+    monkeypatch.setattr(paths, "keras_cache_dir", lambda: folder / "models")
     monkeypatch.delenv(downloads.MIRROR_ENV, raising=False)
     return folder
 
@@ -259,7 +259,9 @@ def test_offline_fails_fast_with_advice(keras_dir, closed_url):
                  "tlhelpers data add tiny flowers.tgz", "TLHELPERS_MIRROR"):
         assert part in message
     assert "\n" not in message
-    assert isinstance(caught.value, OSError) and isinstance(caught.value, backbones.WeightsUnavailableError)
+    # A photo archive that cannot be fetched is a download error, not a weights error.
+    assert isinstance(caught.value, OSError) and isinstance(caught.value, errors.TlhelpersError)
+    assert not isinstance(caught.value, errors.WeightsUnavailableError)
 
 
 def test_extraction_layout_matches_keras_get_file(keras_dir, tmp_path):

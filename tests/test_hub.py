@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tlhelpers import hub, models, training
+from tlhelpers import hub, hub_export, models, training
 from tlhelpers.backbones import build_base, get_backbone
 from tlhelpers.experiments import ExperimentConfig, check_config
 from tlhelpers.models import count_params
@@ -36,7 +36,7 @@ def tiny_base(seed=0):
 def tiny(tmp_path_factory):
     """`(base, path)`: the tiny base and its TF-Hub-style export."""
     base = tiny_base()
-    path = hub.export_feature_vector(base, tmp_path_factory.mktemp("hub") / "tiny", preprocess=centre)
+    path = hub_export.export_feature_vector(base, tmp_path_factory.mktemp("hub") / "tiny", preprocess=centre)
     return base, path
 
 
@@ -58,7 +58,7 @@ def snapshot(layer):
 
 def test_exported_resnet50_matches_the_model_used_directly(tmp_path):
     base = build_base("resnet50", weights=None, image_size=32, pooling="avg")
-    path = hub.export_feature_vector(base, tmp_path / "resnet50")
+    path = hub_export.export_feature_vector(base, tmp_path / "resnet50")
     layer = hub.HubFeatureVector(path)
     x = images01(4)
     direct = base(get_backbone("resnet50").preprocess(x * 255.0), training=False).numpy()
@@ -184,6 +184,20 @@ def test_offline_url_handle_fails_fast_with_a_clear_error(tmp_path, monkeypatch)
     assert handle in message and "TFHUB_CACHE_DIR" in message and str(tmp_path / "tfhub") in message
 
 
+def test_command_line_offline_hub_url_prints_one_line_and_exits_2(tmp_path, monkeypatch, capsys, cache_dir):
+    from tlhelpers import cli
+
+    monkeypatch.setenv("TFHUB_CACHE_DIR", str(tmp_path / "tfhub"))
+    handle = "https://tfhub.dev/tlhelpers-test/no-such-model/1"
+    code = cli.main(["run", "--backbone", f"hub:{handle}", "--weights", "hub", "--strategies",
+                     "feature_extraction", "--labels-per-class", "2", "--seeds", "0", "--epochs", "1",
+                     "--quiet", "--out", str(tmp_path / "report")])
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("tlhelpers: error: ") and err.count("\n") == 1, err
+    assert handle in err and "Traceback" not in err
+    assert not (tmp_path / "report").exists()
+
+
 def test_export_is_atomic_and_does_not_overwrite(tmp_path, monkeypatch):
     base = tiny_base()
     path = tmp_path / "exports" / "tiny"
@@ -195,15 +209,15 @@ def test_export_is_atomic_and_does_not_overwrite(tmp_path, monkeypatch):
 
     monkeypatch.setattr(tf.saved_model, "save", interrupted)
     with pytest.raises(KeyboardInterrupt):
-        hub.export_feature_vector(base, path, preprocess=centre)
+        hub_export.export_feature_vector(base, path, preprocess=centre)
     assert list(path.parent.iterdir()) == []
     monkeypatch.setattr(tf.saved_model, "save", real_save)
-    hub.export_feature_vector(base, path, preprocess=centre)
+    hub_export.export_feature_vector(base, path, preprocess=centre)
     assert (path / "saved_model.pb").is_file()
     with pytest.raises(FileExistsError, match="overwrite=True"):
-        hub.export_feature_vector(base, path, preprocess=centre)
+        hub_export.export_feature_vector(base, path, preprocess=centre)
     with pytest.raises(ValueError, match="preprocess=None"):
-        hub.export_feature_vector(base, tmp_path / "other")
+        hub_export.export_feature_vector(base, tmp_path / "other")
 
 
 def test_command_line_run_with_a_hub_backbone(tiny, tmp_path, cache_dir):

@@ -1,7 +1,6 @@
 """Source models shipped in data/source_models/: md5-checked loading, clear errors, retraining."""
 
 import json
-import shutil
 
 import numpy as np
 import pytest

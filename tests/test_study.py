@@ -31,12 +31,13 @@ def tiny_source(tmp_path_factory):
 
 def test_study_runs_every_arm_with_the_same_steps_and_writes_a_report(tiny_source, tmp_path, cache_dir):
     config = study.StudyConfig(backbones=("vgg16",), labels_per_class=(2, 4), seeds=(0, 1), steps=3,
-                               validation_per_class=3, test_per_class=6)
+                               eval_every=1, validation_per_class=3, test_per_class=6)
     results, pixels = study.run_study(config, verbose=0)
     assert len(results) == len(study.ARMS) * 2 * 2
     assert sorted(pixels) == [(2, 0), (2, 1), (4, 0), (4, 1)]
-    for n, steps in ((2, 3), (4, 4)):  # 10 images: 1 step per epoch; 20 images: 2 per epoch
-        assert {r.config["steps"] for r in results if r.labels_per_class == n} == {steps}
+    # 10 and 20 training images: the same 3 steps, each followed by an evaluation (epoch 0 is before).
+    assert {r.config["steps"] for r in results} == {3}
+    assert {len(r.history["val_accuracy"]) for r in results} == {4}
     by_arm = {r.config["arm"]: r for r in results if r.labels_per_class == 2 and r.seed == 0}
     assert by_arm["random_features"].weights == "random"
     assert by_arm["feature_extraction"].non_trainable_params == by_arm["random_features"].non_trainable_params
@@ -96,6 +97,7 @@ def test_reading_calls_a_difference_only_when_the_interval_excludes_zero():
     results += [_run("random_features", 100, s, a) for s, a in enumerate((0.66, 0.68, 0.67))]
     pixels = {(n, s): 0.3 for n in (10, 100) for s in range(3)}
     text = study.reading(results, pixels)
+    assert text.startswith("### resnet50\n\n- At 10 labels per class, ")
     assert "fine-tuning has a higher test accuracy than same architecture from scratch (0.710 vs 0.503" in text
     assert ("At 10 labels per class, feature extraction and random features (same head) show no clear "
             "difference in test accuracy") in text
@@ -113,6 +115,18 @@ def test_unpaired_runs_are_refused():
         study.comparison(results, {}, "resnet50", "fine_tune", "scratch", 10)
 
 
+def test_evaluating_every_n_steps_repeats_the_training_images(splits, cache_dir):
+    """`eval_every` makes an epoch that many steps over the repeated, reshuffled training images."""
+    from tlhelpers import training
+
+    options = dict(backbone="vgg16", weights=None, seed=0, batch_size=4, verbose=0)
+    run = training.train_run(splits, "feature_extraction", epochs=3, eval_every=5, **options)
+    assert run.config["steps"] == 15 and run.history["epoch"] == [0, 1, 2, 3]
+    # Once per pass is the default: the same steps in passes of ceil(images / batch) make other curves.
+    passes = training.train_run(splits, "feature_extraction", epochs=3, **options)
+    assert passes.config["steps"] == 3 * -(-len(splits.train) // 4)
+
+
 def test_epochs_give_at_least_the_steps():
     assert study.epochs_for(10, 5, 200, 16) == 50      # 4 steps per epoch
     assert study.epochs_for(100, 5, 200, 16) == 7      # 32 steps per epoch: 224 steps
@@ -125,7 +139,7 @@ def test_study_command_writes_the_report_and_no_partial_file(tiny_source, tmp_pa
 
     out = tmp_path / "study"
     code = cli.main(["study", "--backbone", "vgg16", "--arms", "feature_extraction", "random_features",
-                     "--labels-per-class", "2", "4", "--seeds", "0", "1", "--steps", "2", "--quiet",
+                     "--labels-per-class", "2", "4", "--seeds", "0", "1", "--steps", "2", "--eval-every", "1", "--quiet",
                      "--out", str(out)])
     assert code == 0
     assert sorted(p.name for p in out.iterdir()) == ["label_budget.png", "learning_curves.png", "results.json",

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tlhelpers import features, models, source_models, training
+from tlhelpers import backbones, features, models, paths, source_models, training
 from tlhelpers.backbones import build_base, get_backbone
 from tlhelpers.models import build_strategy
 from tlhelpers.pipeline import make_dataset
@@ -220,7 +220,7 @@ def test_cache_dir_argument_overrides_environment(tmp_path, cache_dir):
     source_models.get_source_model("vgg16", recipe=TINY_RECIPE, cache_dir=chosen, verbose=0)
     assert list((chosen / "source_models").glob("*.weights.h5"))
     assert not cache_dir.exists()
-    assert source_models.resolve_cache_dir() == cache_dir
+    assert paths.resolve_cache_dir() == cache_dir
 
 
 def test_reused_model_gives_the_numbers_of_a_new_one(splits, cache_dir):
@@ -309,18 +309,18 @@ def test_an_experiment_builds_its_base_once_for_every_transfer_run(cache_dir, mo
     from tlhelpers.experiments import ExperimentConfig, run_experiment
 
     model_pool.clear()
-    monkeypatch.setitem(source_models.RECIPES, "vgg16", TINY_RECIPE)
     builds, bases = [], []
-    real_build, real_base = training.build_strategy, source_models.load_source_base
+    real_build, real_base = training.build_strategy, backbones.build_source_base
     monkeypatch.setattr(training, "build_strategy", lambda *a, **k: builds.append(a[0]) or real_build(*a, **k))
-    monkeypatch.setattr(source_models, "load_source_base", lambda *a, **k: bases.append(a[0]) or real_base(*a, **k))
+    # The shipped source model's base, as build_base makes it for weights="embedded".
+    monkeypatch.setattr(backbones, "build_source_base", lambda *a, **k: bases.append(a[0]) or real_base(*a, **k))
     config = ExperimentConfig(backbones=("vgg16",), strategies=("feature_extraction", "fine_tune"),
                               labels_per_class=(3,), seeds=(0, 1), epochs=2, head_epochs=1,
                               validation_per_class=3, test_per_class=10)
     results = run_experiment(config, verbose=0)
     assert [r.strategy for r in results] == ["feature_extraction", "fine_tune"] * 2
-    # One frozen base, built before the first run (training the source model) and served
-    # from the pool to feature extraction and to the reused fine-tuning run; one model per phase.
+    # One frozen base, built before the first run and served from the pool to feature
+    # extraction and to the reused fine-tuning run; one model per phase.
     assert builds == ["feature_extraction", "fine_tune"]
     assert bases == ["vgg16"] * 3
 

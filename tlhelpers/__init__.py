@@ -1,12 +1,16 @@
 """tlhelpers: the helper package of the transfer-learning course.
 
-Modules (import what you need; importing the package itself has no side effects):
-    datasets, folders, pipeline   data: embedded Fashion-MNIST, digits, your folders, tf.data
-    backbones, source_models      ResNet50 / VGG16 registry, weight sources, embedded source models
-    models, features, training    heads and strategies, feature cache, seeded training runs
-    experiments, curves           the experiment runner, start / slope / asymptote
-    plots, report, visualize      figures, summary table, results.json, looking inside models
-    profiles, cli                 offline / ImageNet profiles, `python -m tlhelpers`
+Modules (import what you need; importing the package itself has no side effects),
+bottom to top: each imports only from its own line or the lines above it.
+    errors, paths, results, runtime   the error hierarchy, cache folders, run records, seeding
+    registry                          ResNet50 / VGG16 (and TF-Hub names): stages, preprocessing
+    datasets, clutter, folders, ...   data: Fashion-MNIST (in clutter), digits, your folders, tf.data
+    shipped_sources, source_models    the source models; features (the cache), hub (TF-Hub)
+    backbones                         build_base: a base with weights from any source
+    models, model_pool, training      heads and strategies, seeded training runs with curves
+    curves, probes, plots, report     start / slope / asymptote, figures, tables, results.json
+    experiments, study                the experiment runner, transfer against matched controls
+    profiles, doctor, cli             offline / ImageNet profiles, `python -m tlhelpers`
 """
 
 __version__ = "0.1.0"

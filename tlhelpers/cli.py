@@ -21,8 +21,9 @@ from pathlib import Path
 # TensorFlow's C++ start-up logs would bury the command's own messages.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from tlhelpers.backbones import BACKBONES
+from tlhelpers.registry import BACKBONES
 from tlhelpers.distribution import DISTRIBUTE_CHOICES
+from tlhelpers.errors import TlhelpersError
 from tlhelpers.models import STRATEGIES
 
 EXIT_BAD_INPUT = 2
@@ -117,6 +118,9 @@ def build_parser():
     _add_budget_arguments(study, study_defaults, "seeds, at least 2 for intervals")
     study.add_argument("--steps", type=int, default=study_defaults.steps,
                        help="gradient steps of every run (default: %(default)s)")
+    study.add_argument("--eval-every", type=int, default=study_defaults.eval_every,
+                       help="gradient steps between evaluations on validation, the learning curves' "
+                            "x-axis (default: %(default)s)")
     study.add_argument("--dataset", choices=STUDY_DATASETS, default=study_defaults.dataset,
                        help="target task: embedded (garments in clutter), embedded-clean, digits "
                             "(default: %(default)s)")
@@ -235,6 +239,7 @@ def command_study(args):
 
     config = StudyConfig(backbones=tuple(args.backbone), arms=tuple(args.arms),
                          labels_per_class=tuple(args.labels_per_class), seeds=tuple(args.seeds), steps=args.steps,
+                         eval_every=args.eval_every,
                          dataset=args.dataset)
     if len(config.seeds) < 2:
         raise ValueError(f"Received --seeds {' '.join(map(str, config.seeds))}. Expected at least 2 seeds: "
@@ -262,7 +267,7 @@ def command_study(args):
 
 def _shipped_source_model(args):
     from tlhelpers import shipped_sources
-    from tlhelpers.source_models import display_path, resolve_cache_dir
+    from tlhelpers.paths import display_path, resolve_cache_dir
 
     if not args.retrain:
         path = shipped_sources.check_shipped_file(args.backbone)
@@ -290,14 +295,12 @@ def _shipped_source_model(args):
 def main(argv=None):
     """Entry point; returns the exit code (2 for bad input, with one clear message)."""
     args = build_parser().parse_args(argv)
-    from tlhelpers.backbones import WeightsUnavailableError
-    from tlhelpers.hub import HubUnavailableError
-
     commands = {"run": command_run, "study": command_study, "source-model": command_source_model, "weights": command_weights,
                 "data": command_data, "doctor": command_doctor}
     try:
         return commands[args.command](args)
-    except (ValueError, WeightsUnavailableError, HubUnavailableError, OSError) as error:
+    # Every error a user can cause: the package's own, a bad argument, an unreadable file.
+    except (TlhelpersError, ValueError, OSError) as error:
         if args.debug:
             raise
         print(f"tlhelpers: error: {error}", file=sys.stderr)

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
+from tlhelpers.errors import DataError  # noqa: F401  (raised here; importable from here)
+
 DATA_DIR = Path(__file__).resolve().parent.parent / "data"
 EMBEDDED_FILE = DATA_DIR / "fashion_mnist_subset.npz"
 EMBEDDED_CLASS_NAMES = (
@@ -22,10 +24,6 @@ EMBEDDED_CLASS_NAMES = (
 DEFAULT_SOURCE_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat")
 DEFAULT_TARGET_CLASSES = ("Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
 DIGITS_SIZE = 28
-
-
-class DataError(ValueError):
-    """Bad data or a request the data cannot satisfy; the message says what to do."""
 
 
 @dataclasses.dataclass
@@ -205,7 +203,7 @@ def stratified_split(data, test_fraction, seed):
     return data.subset(~is_test), data.subset(is_test)
 
 
-def make_splits(pool, test, labels_per_class, validation_per_class=100, seed=0, validation=None,
+def make_splits(pool, test, labels_per_class, validation_per_class=100, *, seed=0, validation=None,
                 test_per_class=None, validation_last=False):
     """Sample a stratified training set and a validation set from `pool`.
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import socket
 
-from tlhelpers import backbones, datasets, downloads, photos, source_models
+from tlhelpers import datasets, downloads, paths, photos, registry, source_models
 
 # A host of the online profile's downloads; reaching it says whether downloads can work.
 PROBE_HOST = ("storage.googleapis.com", 443)
@@ -29,7 +29,7 @@ def _default_source_model(backbone, cache_dir):
                   for i in datasets.resolve_classes(datasets.DEFAULT_SOURCE_CLASSES))
     size = (source_models.SOURCE_IMAGE_SIZE,) * 2
     key = source_models.source_key(backbone, size, names, 0, dict(source_models.RECIPES[backbone]))
-    folder = source_models.resolve_cache_dir(cache_dir) / "source_models"
+    folder = paths.resolve_cache_dir(cache_dir) / "source_models"
     return folder / f"{backbone}-{size[0]}px-{key}.json"
 
 
@@ -65,7 +65,7 @@ def collect_status(keras_dir=None, tlhelpers_dir=None, probe=True):
     except ValueError as error:
         mirror, mirror_usable = f"invalid: {error}", False
     weights = {}
-    for name, spec in backbones.BACKBONES.items():
+    for name, spec in registry.BACKBONES.items():
         path = downloads.keras_home(keras_dir) / "models" / spec.imagenet_file
         state = "missing"
         if path.is_file():
@@ -77,8 +77,8 @@ def collect_status(keras_dir=None, tlhelpers_dir=None, probe=True):
         photo_status[name] = {"archive": spec.archive, "size": spec.size,
                               "state": "cached" if folder else "missing",
                               "path": str(folder) if folder else None}
-    embedded = {name: _default_source_model(name, tlhelpers_dir).is_file() for name in backbones.BACKBONES}
-    shipped = {name: _shipped_state(name) for name in backbones.BACKBONES}
+    embedded = {name: _default_source_model(name, tlhelpers_dir).is_file() for name in registry.BACKBONES}
+    shipped = {name: _shipped_state(name) for name in registry.BACKBONES}
     online = network_reachable() if probe else None
     missing_weights = [name for name, item in weights.items() if item["state"] != "cached"]
     if not datasets.EMBEDDED_FILE.is_file():
@@ -97,7 +97,7 @@ def collect_status(keras_dir=None, tlhelpers_dir=None, probe=True):
                            f"{downloads.MIRROR_ENV}")
     profiles = {"offline": offline, "imagenet": imagenet}
     return {"keras_cache": str(downloads.keras_home(keras_dir)),
-            "tlhelpers_cache": str(source_models.resolve_cache_dir(tlhelpers_dir)),
+            "tlhelpers_cache": str(paths.resolve_cache_dir(tlhelpers_dir)),
             "mirror": mirror, "online": online, "weights": weights, "photos": photo_status,
             "source_models": embedded, "shipped_source_models": shipped, "profiles": profiles}
 

@@ -29,7 +29,9 @@ import socket
 import urllib.parse
 from pathlib import Path
 
-from tlhelpers import backbones
+from tlhelpers import paths
+from tlhelpers.errors import DownloadError  # noqa: F401  (raised here; importable from here)
+from tlhelpers.registry import BACKBONES, get_backbone
 from tlhelpers.results import atomic_output
 
 MIRROR_ENV = "TLHELPERS_MIRROR"
@@ -45,13 +47,9 @@ IMAGENET_BASE_URLS = {
 }
 
 
-class DownloadError(backbones.WeightsUnavailableError, OSError):
-    """A file could not be fetched from any origin; the message says how to provide it by hand."""
-
-
 def keras_home(cache_dir=None):
     """The Keras cache root: `cache_dir`, else `$KERAS_HOME` as Keras read it at import."""
-    return Path(cache_dir) if cache_dir is not None else backbones.keras_cache_dir().parent
+    return Path(cache_dir) if cache_dir is not None else paths.keras_cache_dir().parent
 
 
 def mirror_base():
@@ -220,7 +218,7 @@ def install_file(source, fname, cache_subdir="datasets", file_hash=None, size=No
     return extraction_dir(target) if extract else target
 
 
-def fetch(fname, origins, file_hash=None, size=None, cache_subdir="datasets", extract=False,
+def fetch(fname, origins, *, file_hash=None, size=None, cache_subdir="datasets", extract=False,
           cache_dir=None, what=None, add_command=None, validate=None, timeout=TIMEOUT_SECONDS):
     """Return a cached file, downloading it first if it is missing or wrong.
 
@@ -293,7 +291,7 @@ def fetch_imagenet_weights(backbone, cache_dir=None, timeout=TIMEOUT_SECONDS):
         ValueError: unknown backbone.
         DownloadError: not cached and not downloadable.
     """
-    spec = backbones.get_backbone(backbone)
+    spec = get_backbone(backbone)
     if spec.name not in IMAGENET_BASE_URLS:
         raise ValueError(f"Received backbone={backbone!r}, which has no Keras ImageNet weights file. "
                          f"Expected one of: {', '.join(IMAGENET_BASE_URLS)}.")
@@ -316,16 +314,16 @@ def add_weights_file(path, cache_dir=None):
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"Received {str(path)!r}, which is not a file.")
-    by_name = [spec for spec in backbones.BACKBONES.values() if spec.imagenet_file == path.name]
+    by_name = [spec for spec in BACKBONES.values() if spec.imagenet_file == path.name]
     actual = file_digest(path, "md5")
-    by_hash = [spec for spec in backbones.BACKBONES.values() if spec.imagenet_md5 == actual]
+    by_hash = [spec for spec in BACKBONES.values() if spec.imagenet_md5 == actual]
     if by_name and not by_hash:
         spec = by_name[0]
         raise ValueError(f"Refused {path.name}: md5 is {actual}, expected {spec.imagenet_md5} "
                          f"for {spec.name}. The file is damaged or another version; nothing was copied.")
     if not by_hash:
         expected = ", ".join(f"{spec.name}: {spec.imagenet_file} (md5 {spec.imagenet_md5})"
-                             for spec in backbones.BACKBONES.values())
+                             for spec in BACKBONES.values())
         raise ValueError(f"Refused {path.name} (md5 {actual}): not the no-top ImageNet weights of a "
                          f"registry backbone. Expected one of: {expected}.")
     spec = by_hash[0]

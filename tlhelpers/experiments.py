@@ -13,7 +13,7 @@ import json
 from pathlib import Path
 
 from tlhelpers import datasets, model_pool
-from tlhelpers.backbones import BACKBONES, check_image_size, get_backbone, is_hub_name
+from tlhelpers.registry import BACKBONES, check_image_size, get_backbone, is_hub_name
 from tlhelpers.distribution import check_distribute, make_strategy
 from tlhelpers.models import STRATEGIES
 from tlhelpers.photos import PHOTO_DATASETS, load_photo_dataset
@@ -184,8 +184,8 @@ def run_experiment(config=None, verbose=1, on_result=None):
     config = config or ExperimentConfig()
     check_config(config)
     pool, test, validation = load_task(config, verbose)
-    splits = {(n, seed): datasets.make_splits(pool, test, int(n), config.validation_per_class, seed,
-                                              validation, config.test_per_class)
+    splits = {(n, seed): datasets.make_splits(pool, test, int(n), config.validation_per_class, seed=seed,
+                                              validation=validation, test_per_class=config.test_per_class)
               for n in config.labels_per_class for seed in config.seeds}
     weights_options = {"source_classes": config.source_classes, "verbose": verbose,
                        **({"clutter": None} if config.source_task == "clean" else {})}
@@ -204,7 +204,7 @@ def run_experiment(config=None, verbose=1, on_result=None):
                   f"labels_per_class={n} seed={seed}", flush=True)
         result = train_run(
             splits[(n, seed)], strategy, backbone, config.weights, config.image_size, config.epochs,
-            seed, head_epochs=config.head_epochs if strategy == "fine_tune" else 0,
+            seed=seed, head_epochs=config.head_epochs if strategy == "fine_tune" else 0,
             freeze_stage=config.freeze_stage, batch_size=config.batch_size,
             verbose=0 if verbose < 2 else 2, weights_options={**weights_options, "verbose": 0},
             distribute=distribute)

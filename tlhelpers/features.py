@@ -14,7 +14,7 @@ import tensorflow as tf
 
 from tlhelpers.pipeline import make_dataset
 from tlhelpers.results import atomic_output
-from tlhelpers.source_models import resolve_cache_dir
+from tlhelpers.paths import resolve_cache_dir
 
 
 def weights_fingerprint(model):
@@ -53,7 +53,7 @@ def forward_function(base):
     return forward
 
 
-def extract_features(base, data, image_size, preprocess, batch_size=128):
+def extract_features(base, data, image_size, preprocess, *, batch_size=128):
     """Run `base` over every example of `data` (in order) and return a float32 array.
 
     Under a `tf.distribute` strategy Keras's `predict` spreads the batches over
@@ -66,7 +66,7 @@ def extract_features(base, data, image_size, preprocess, batch_size=128):
     return np.concatenate([forward(images).numpy() for images in dataset]).astype(np.float32)
 
 
-def cached_features(base, data, image_size, preprocess, cache_dir=None, batch_size=128, fingerprint=None):
+def cached_features(base, data, image_size, preprocess, *, cache_dir=None, batch_size=128, fingerprint=None):
     """Features of `data`, read from the cache or computed and stored atomically.
 
     Args:
@@ -74,7 +74,7 @@ def cached_features(base, data, image_size, preprocess, cache_dir=None, batch_si
         data: An `ImageSet`.
         image_size: `(height, width)`.
         preprocess: The backbone's preprocessing.
-        cache_dir: Package cache folder (see `source_models.resolve_cache_dir`).
+        cache_dir: Package cache folder (see `paths.resolve_cache_dir`).
         batch_size: Batch size of the forward pass.
         fingerprint: `weights_fingerprint(base)` when already known.
 
@@ -86,13 +86,13 @@ def cached_features(base, data, image_size, preprocess, cache_dir=None, batch_si
     path = folder / f"{feature_key(base, data, image_size, preprocess, fingerprint)}.npy"
     if path.is_file():
         return np.load(path), True
-    features = extract_features(base, data, image_size, preprocess, batch_size)
+    features = extract_features(base, data, image_size, preprocess, batch_size=batch_size)
     with atomic_output(path) as temporary, open(temporary, "wb") as handle:
         np.save(handle, features)
     return features, False
 
 
-def linear_probe(train_features, train_labels, test_features, test_labels, return_predictions=False):
+def linear_probe(train_features, train_labels, test_features, test_labels, *, return_predictions=False):
     """Test accuracy of a logistic-regression classifier on fixed features.
 
     A quick measure of how linearly separable the classes already are in a

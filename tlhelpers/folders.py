@@ -60,7 +60,7 @@ def _decode(path, image_size):
     return np.clip(np.rint(image.numpy()), 0, 255).astype(np.uint8), None
 
 
-def read_class_folders(root, image_size=(224, 224), class_names=None, verbose=True):
+def read_class_folders(root, image_size=(224, 224), *, class_names=None, verbose=True):
     """Decode every image below `root/<class>/`.
 
     Args:
@@ -118,7 +118,7 @@ def read_class_folders(root, image_size=(224, 224), class_names=None, verbose=Tr
     return data, skipped
 
 
-def load_image_folder(root, image_size=(224, 224), test_fraction=0.2, seed=0, verbose=True):
+def load_image_folder(root, image_size=(224, 224), *, test_fraction=0.2, seed=0, verbose=True):
     """Load a folder of class subfolders, with or without train/test splits.
 
     If `root` has `train/` and `test/` subfolders (and optionally
@@ -140,12 +140,12 @@ def load_image_folder(root, image_size=(224, 224), test_fraction=0.2, seed=0, ve
         validation = None
     else:
         pool, skipped = read_class_folders(root / "train", image_size, verbose=verbose)
-        test, more = read_class_folders(root / "test", image_size, pool.class_names, verbose)
+        test, more = read_class_folders(root / "test", image_size, class_names=pool.class_names, verbose=verbose)
         skipped += more
         validation = None
         if (root / "validation").is_dir():
             validation, more = read_class_folders(
-                root / "validation", image_size, pool.class_names, verbose
+                root / "validation", image_size, class_names=pool.class_names, verbose=verbose
             )
             skipped += more
     if skipped and verbose:

@@ -7,17 +7,16 @@ SavedModel's own variables, so they count in `trainable_weights` /
 `non_trainable_weights`, follow `layer.trainable`, and are updated by the
 optimizer when the layer trains.
 
-A registry name `"hub:<handle-or-path>"` (see `backbones.get_backbone`) makes
+A registry name `"hub:<handle-or-path>"` (see `registry.get_backbone`) makes
 such a layer usable as a backbone by every strategy that needs no stages:
 feature extraction and whole-layer fine-tuning.
 
 Exporting a Keras base in the TF-Hub convention is `tlhelpers.hub_export`
-(`export_feature_vector`, `example_feature_vector`, also importable from here).
+(`export_feature_vector`, `example_feature_vector`).
 """
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import os
 import re
@@ -26,24 +25,12 @@ from pathlib import Path
 
 import keras
 
-from tlhelpers.backbones import HUB_PREFIX
-# Exports live in their own module; importing them here keeps `hub.export_feature_vector` working.
-from tlhelpers.hub_export import example_feature_vector, export_feature_vector  # noqa: F401
+from tlhelpers.errors import HubUnavailableError  # noqa: F401  (raised here; importable from here)
+from tlhelpers.registry import HUB_DEFAULT_SIZE, HUB_PREFIX, scale_to_unit  # noqa: F401
 
 # The weights argument means nothing for a TF-Hub model (it carries its own
 # weights); these values are accepted so that the usual profiles work unchanged.
 HUB_WEIGHTS = ("hub", "embedded", "imagenet")
-HUB_DEFAULT_SIZE = 224
-HUB_MIN_SIZE = 32
-
-
-class HubUnavailableError(RuntimeError):
-    """A TF-Hub handle could not be resolved (offline, missing folder); the message says how to fix it."""
-
-
-def scale_to_unit(images):
-    """Scale float RGB 0-255 to [0, 1], the input range TF-Hub image models expect."""
-    return images / 255.0
 
 
 def tfhub_cache_dir():
@@ -74,7 +61,7 @@ def load_hub_object(handle):
         raise HubUnavailableError(
             f"Received handle={handle!r}. Expected a TF-Hub / Kaggle model address "
             "(https://...) or a folder holding a SavedModel (with saved_model.pb). Check the "
-            "path, or export one with tlhelpers.hub.export_feature_vector.")
+            "path, or export one with tlhelpers.hub_export.export_feature_vector.")
     try:
         return tensorflow_hub.load(handle)
     except OSError as error:  # urllib's URLError (no network, no DNS) is an OSError.
@@ -85,7 +72,7 @@ def load_hub_object(handle):
             f"downloads in $TFHUB_CACHE_DIR (here: {tfhub_cache_dir()}). On a machine without "
             "internet, copy that folder from an online machine and set TFHUB_CACHE_DIR, download "
             "and extract the model and pass its folder as hub:<path>, or use the offline example "
-            "tlhelpers.hub.example_feature_vector()."
+            "tlhelpers.hub_export.example_feature_vector()."
         ) from None
 
 
@@ -250,33 +237,6 @@ def build_hub_base(handle, weights="hub", image_size=HUB_DEFAULT_SIZE, pooling="
         pool = keras.layers.GlobalAveragePooling2D if pooling == "avg" else keras.layers.GlobalMaxPooling2D
         features = pool()(features)
     return keras.Model(inputs, features, name=hub_model_name(handle))
-
-
-def _keras_style_builder(handle, include_top=False, weights="hub", input_shape=None, pooling=None):
-    """`build_hub_base` behind the `keras.applications` signature of `BackboneSpec.builder`."""
-    if include_top:
-        raise ValueError("Received include_top=True for a TF-Hub backbone. Expected False: a "
-                         "feature-vector model has no classifier.")
-    size = tuple(input_shape[:2]) if input_shape else HUB_DEFAULT_SIZE
-    return build_hub_base(handle, weights, size, pooling)
-
-
-def hub_backbone(name):
-    """The `BackboneSpec` of a registry name `"hub:<handle-or-path>"` (nothing is loaded yet).
-
-    Raises:
-        ValueError: the name has nothing after `hub:`.
-    """
-    from tlhelpers.backbones import BackboneSpec
-
-    handle = name[len(HUB_PREFIX):].strip()
-    if not name.startswith(HUB_PREFIX) or not handle:
-        raise ValueError(f"Received backbone={name!r}. Expected 'hub:' followed by a TF-Hub / "
-                         "Kaggle model address or a SavedModel folder, e.g. 'hub:/path/to/model'.")
-    return BackboneSpec(
-        name=name, builder=functools.partial(_keras_style_builder, handle), preprocess=scale_to_unit,
-        min_size=HUB_MIN_SIZE, default_size=HUB_DEFAULT_SIZE, stage_ends=(), imagenet_file="",
-        imagenet_md5="", scratch_learning_rate=None, hub_handle=handle)
 
 
 def check_hub_options(spec, weights, strategies, freeze_stage=None):

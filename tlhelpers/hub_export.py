@@ -18,10 +18,15 @@ from pathlib import Path
 import keras
 import tensorflow as tf
 
+from tlhelpers.backbones import build_base
+from tlhelpers.features import weights_fingerprint
+from tlhelpers.paths import display_path, resolve_cache_dir
+from tlhelpers.registry import BACKBONES
+
 EXPORT_FORMAT = 1
 
 
-def export_feature_vector(base, path, preprocess=None, overwrite=False):
+def export_feature_vector(base, path, *, preprocess=None, overwrite=False):
     """Export a Keras base as a SavedModel in the TF-Hub image feature-vector convention.
 
     The exported function takes float RGB images in [0, 1] of the base's
@@ -46,7 +51,6 @@ def export_feature_vector(base, path, preprocess=None, overwrite=False):
             registry, or a base whose output is not one vector per image.
         FileExistsError: `path` exists and `overwrite` is False.
     """
-    from tlhelpers.backbones import BACKBONES
 
     path = Path(path)
     if preprocess is None:
@@ -101,7 +105,7 @@ def example_feature_vector(backbone="resnet50", image_size=48, cache_dir=None, v
     Args:
         backbone: Registry name of the embedded source model.
         image_size: Input side of the exported model.
-        cache_dir: Package cache folder (see `source_models.resolve_cache_dir`).
+        cache_dir: Package cache folder (see `paths.resolve_cache_dir`).
         verbose: 0 silent, 1 say where the export is.
         **embedded_options: Passed to `backbones.build_base` for
             `weights="embedded"` (`clutter=None`: the clean source model).
@@ -109,10 +113,6 @@ def example_feature_vector(backbone="resnet50", image_size=48, cache_dir=None, v
     Returns:
         The SavedModel folder, to use as `"hub:" + str(path)`.
     """
-    from tlhelpers.backbones import build_base
-    from tlhelpers.features import weights_fingerprint
-    from tlhelpers.source_models import display_path, resolve_cache_dir
-
     base = build_base(backbone, "embedded", image_size, pooling="avg", cache_dir=cache_dir,
                       verbose=verbose, **embedded_options)
     identity = {"format": EXPORT_FORMAT, "backbone": backbone, "image_size": list(base.input.shape[1:3]),

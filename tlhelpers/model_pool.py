@@ -21,7 +21,8 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from tlhelpers.backbones import build_base, check_image_size, get_backbone, weights_file_version
+from tlhelpers.backbones import build_base, weights_file_version
+from tlhelpers.registry import check_image_size, get_backbone
 from tlhelpers.features import weights_fingerprint
 from tlhelpers.models import build_head
 
@@ -172,5 +173,6 @@ def transfer_state(backbone, weights, image_size, num_classes, hidden_units=(), 
     if tf.distribute.has_strategy() or weights_file_version(backbone, weights, **weights_options) is None:
         return None
     base, _ = frozen_base(backbone, weights, image_size, **weights_options)
-    head = build_head(tuple(base.output.shape[1:]), num_classes, "avg", hidden_units, dropout, seed)
+    head = build_head(tuple(base.output.shape[1:]), num_classes, "avg", hidden_units=hidden_units,
+                      dropout=dropout, seed=seed)
     return [*base.variables, *head.variables]

@@ -11,8 +11,10 @@ import dataclasses
 
 import keras
 
-from tlhelpers.backbones import build_base, check_image_size, get_backbone
-from tlhelpers.optimizers import FusedAdam
+from tlhelpers.backbones import build_base
+from tlhelpers.hub import check_hub_options
+from tlhelpers.registry import check_image_size, get_backbone
+from tlhelpers.runtime import compile_model
 
 STRATEGIES = ("feature_extraction", "fine_tune", "scratch", "small_cnn")
 # A head on frozen features has few, well-conditioned parameters (its input is
@@ -65,7 +67,7 @@ def count_params(weights):
     return total
 
 
-def build_head(feature_shape, num_classes, pooling="avg", hidden_units=(), dropout=0.2, seed=0,
+def build_head(feature_shape, num_classes, pooling="avg", *, hidden_units=(), dropout=0.2, seed=0,
                name="head"):
     """Build a classification head with the functional API.
 
@@ -148,28 +150,6 @@ def strategy_learning_rate(strategy, backbone="resnet50", learning_rate=None):
     return DEFAULT_LEARNING_RATES[strategy]
 
 
-def compile_model(model, learning_rate, steps_per_execution=1, fused_adam=True):
-    """Compile with Adam and sparse cross-entropy (call again after any `trainable` change).
-
-    `learning_rate` is a number or a Keras learning-rate schedule.
-    `steps_per_execution` > 1 runs that many batches per call into the traced
-    function (same batches, same updates, less Python work per batch).
-    `fused_adam` uses `optimizers.FusedAdam` (same rule, one kernel per
-    variable, faster on CPU); False uses Keras's own Adam.
-
-    The optimizer's slots and the metrics' variables are created here, as Keras
-    does under a distribution strategy, not inside the first training and
-    evaluation steps: a `tf.function` that creates variables is traced twice,
-    which for ResNet50 on 2 CPU cores cost 11 s per new model.
-    """
-    optimizer = FusedAdam(learning_rate) if fused_adam else keras.optimizers.Adam(learning_rate)
-    model.compile(optimizer=optimizer,
-                  loss="sparse_categorical_crossentropy", metrics=["accuracy"],
-                  steps_per_execution=steps_per_execution)
-    images = keras.KerasTensor(model.inputs[0].shape, model.inputs[0].dtype)
-    model._symbolic_build(data_batch=(images, keras.KerasTensor((None,), "int32")))
-
-
 def build_small_cnn(image_size, num_classes, seed=0, dropout=0.2):
     """A small plain CNN (three conv blocks) trained from scratch as a baseline."""
     inputs = keras.Input((*image_size, 3))
@@ -182,7 +162,7 @@ def build_small_cnn(image_size, num_classes, seed=0, dropout=0.2):
     return keras.Model(inputs, head(x), name="small_cnn"), head
 
 
-def build_strategy(strategy, backbone="resnet50", weights="embedded", num_classes=5, image_size=32,
+def build_strategy(strategy, backbone="resnet50", weights="embedded", num_classes=5, image_size=32, *,
                    freeze_stage=None, learning_rate=None, hidden_units=(), dropout=0.2, seed=0,
                    augment=False, freeze_batchnorm=True, compile=True, **weights_options):
     """Build a compiled model for one strategy.
@@ -230,12 +210,11 @@ def build_strategy(strategy, backbone="resnet50", weights="embedded", num_classe
         return StrategyModel(model, None, head, strategy, "A small CNN; every layer trains from random "
                              "weights.", rate, lambda x: x)
     if spec.hub_handle is not None:
-        from tlhelpers.hub import check_hub_options
-
         check_hub_options(spec, weights, (strategy,), freeze_stage)
     base = build_base(backbone, None if strategy == "scratch" else weights, size, pooling=None,
                       **weights_options)
-    head = build_head(tuple(base.output.shape[1:]), num_classes, "avg", hidden_units, dropout, seed)
+    head = build_head(tuple(base.output.shape[1:]), num_classes, "avg", hidden_units=hidden_units,
+                      dropout=dropout, seed=seed)
     inputs = keras.Input((*size, 3))
     x = inputs
     if augment:

@@ -197,11 +197,11 @@ def load_photo_dataset(name, image_size=(224, 224), test_fraction=0.2, seed=0, c
     root = fetch_photo_dataset(name, cache_dir)
     size = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
     if spec.test_split is None:
-        pool, test, _, _ = load_image_folder(root, size, test_fraction, seed, verbose=verbose)
+        pool, test, _, _ = load_image_folder(root, size, test_fraction=test_fraction, seed=seed, verbose=verbose)
         return pool, test, None
     pool_split = next(split for split in spec.images_per_class if split != spec.test_split)
     pool, skipped = read_class_folders(root / pool_split, size, verbose=verbose)
-    test, more = read_class_folders(root / spec.test_split, size, pool.class_names, verbose)
+    test, more = read_class_folders(root / spec.test_split, size, class_names=pool.class_names, verbose=verbose)
     if verbose and skipped + more:
         print(f"Skipped {len(skipped + more)} file(s) of {name} that are not readable images.")
     return pool, test, None

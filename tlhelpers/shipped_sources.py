@@ -15,9 +15,17 @@ from pathlib import Path
 
 import numpy as np
 
-from tlhelpers.clutter import DEFAULT_CLUTTER, redraw_seed
-from tlhelpers.datasets import DATA_DIR, DEFAULT_SOURCE_CLASSES, DataError
+from tlhelpers.clutter import DEFAULT_CLUTTER, clutter_images, redraw_seed
+from tlhelpers.datasets import (
+    DATA_DIR, DEFAULT_SOURCE_CLASSES, ImageSet, load_embedded, resolve_classes, subsample_per_class,
+)
 from tlhelpers.downloads import file_digest
+from tlhelpers.errors import SourceWeightsError
+from tlhelpers.pipeline import make_dataset
+from tlhelpers.registry import check_image_size, get_backbone
+from tlhelpers.results import atomic_output, atomic_write_text
+from tlhelpers.runtime import TimeEstimate, set_seed
+from tlhelpers.source_models import build_source_model
 
 SHIPPED_DIR = DATA_DIR / "source_models"
 # The cluttered view the shipped models were trained on (the default target task's too).
@@ -41,8 +49,9 @@ SHIPPED = {
 }
 
 
-class SourceWeightsError(DataError):
-    """A shipped source model is missing, truncated or not the committed file."""
+def uses_shipped(options):
+    """Whether embedded-weights `options` name a shipped source model (`clutter` not given as None)."""
+    return "clutter" not in options or options["clutter"] is not None
 
 
 def shipped_path(backbone):
@@ -129,8 +138,6 @@ def write_base_weights(weights, path):
     The archive is written to a temporary name and renamed, so an interrupted
     write never leaves a partial file under the final name.
     """
-    from tlhelpers.results import atomic_output
-
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_output(path) as temporary:
@@ -151,8 +158,6 @@ def check_shipped_task(backbone, clutter=SOURCE_CLUTTER, source_classes=DEFAULT_
             another seed, saying what is shipped and how to get the clean
             source model trained on first use instead.
     """
-    from tlhelpers.datasets import resolve_classes
-
     _entry(backbone)
     if clutter != SOURCE_CLUTTER or resolve_classes(source_classes) != resolve_classes(DEFAULT_SOURCE_CLASSES):
         raise ValueError(
@@ -169,8 +174,6 @@ def check_shipped_task(backbone, clutter=SOURCE_CLUTTER, source_classes=DEFAULT_
 
 def build_source_base(backbone, image_size=SOURCE_IMAGE_SIZE, pooling="avg", weights=None):
     """The backbone's base at `image_size`, with the shipped weights (or `weights` given)."""
-    from tlhelpers.backbones import check_image_size, get_backbone
-
     spec = get_backbone(backbone)
     size = check_image_size(spec, image_size)
     base = spec.builder(include_top=False, weights=None, input_shape=(*size, 3), pooling=pooling)
@@ -181,14 +184,11 @@ def build_source_base(backbone, image_size=SOURCE_IMAGE_SIZE, pooling="avg", wei
 def source_task(clutter=SOURCE_CLUTTER, classes=DEFAULT_SOURCE_CLASSES, examples_per_class=None):
     """The cluttered source task: `(pool, test)` of the source classes (a seeded subset of
     `examples_per_class` per class of both, when given: for quick checks)."""
-    from tlhelpers.datasets import load_embedded
-
     pool, test = load_embedded(classes, clutter=clutter)
     return _subset(pool, examples_per_class), _subset(test, examples_per_class)
 
 
 def _subset(data, examples_per_class):
-    from tlhelpers.datasets import subsample_per_class
 
     return subsample_per_class(data, examples_per_class) if examples_per_class else data
 
@@ -196,9 +196,6 @@ def _subset(data, examples_per_class):
 def _redrawn_pool(clean_pool, clutter, draw, examples_per_class):
     """The source pool in the `draw`-th clutter view: what `source_task` gives for
     `redraw_seed(clutter, draw)`, without loading and cluttering the test split again."""
-    from tlhelpers.clutter import clutter_images
-    from tlhelpers.datasets import ImageSet
-
     drawn = ImageSet(clutter_images(clean_pool.images, redraw_seed(clutter, draw)), clean_pool.labels,
                      clean_pool.class_names)
     return _subset(drawn, examples_per_class)
@@ -214,12 +211,6 @@ def train_source(backbone, recipe=None, clutter=SOURCE_CLUTTER, classes=DEFAULT_
         per epoch and of the float16 weights that are shipped, and timing.
     """
     import keras
-
-    from tlhelpers.backbones import check_image_size, get_backbone
-    from tlhelpers.datasets import load_embedded
-    from tlhelpers.pipeline import make_dataset
-    from tlhelpers.source_models import build_source_model
-    from tlhelpers.training import TimeEstimate, set_seed
 
     spec = get_backbone(backbone)
     size = check_image_size(spec, image_size)
@@ -289,7 +280,6 @@ def retrain(backbone, out_dir, verbose=1):
     import keras
     import tensorflow as tf
 
-    from tlhelpers.results import atomic_write_text
 
     _, base, info = train_source(backbone, verbose=verbose)
     name = f"{backbone}-clutter{SOURCE_IMAGE_SIZE}.npz"

@@ -11,20 +11,20 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import os
 import time
 from pathlib import Path
 
 import keras
 
-from tlhelpers.backbones import check_image_size, get_backbone
 from tlhelpers.datasets import (
-    DEFAULT_SOURCE_CLASSES, EMBEDDED_CLASS_NAMES, EMBEDDED_FILE, load_embedded, resolve_classes,
+    DEFAULT_SOURCE_CLASSES, EMBEDDED_CLASS_NAMES, EMBEDDED_FILE, load_embedded, make_splits, resolve_classes,
 )
-from tlhelpers.models import compile_model
+from tlhelpers.paths import display_path, resolve_cache_dir
+from tlhelpers.pipeline import make_dataset
+from tlhelpers.registry import check_image_size, get_backbone
 from tlhelpers.results import atomic_output, atomic_write_text
+from tlhelpers.runtime import TimeEstimate, compile_model, set_seed
 
-CACHE_ENV = "TLHELPERS_CACHE"
 SOURCE_IMAGE_SIZE = 32
 # Per-backbone recipes, measured on 2 CPU cores (see README "Embedded source models").
 # Adam with a cosine-decayed learning rate: a constant 1e-3 made ResNet50's last
@@ -35,19 +35,6 @@ RECIPES = {
     "vgg16": {"epochs": 3, "learning_rate": 1e-4, "schedule": "cosine", "batch_size": 64,
               "examples_per_class": None},
 }
-
-
-def resolve_cache_dir(directory=None):
-    """The package cache: `directory`, else `$TLHELPERS_CACHE`, else `~/.cache/tlhelpers`."""
-    chosen = directory or os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "tlhelpers"
-    return Path(chosen)
-
-
-def display_path(path):
-    """`path` with the home folder written as `~` (keeps user names out of logs and notebooks)."""
-    home = str(Path.home())
-    text = str(path)
-    return "~" + text[len(home):] if text.startswith(home + os.sep) else text
 
 
 def _once_per_file_version(memo, path, compute):
@@ -114,16 +101,12 @@ def train_source_model(backbone, source_classes=DEFAULT_SOURCE_CLASSES, seed=0, 
     Returns:
         `(model, info)`; `info` holds the source-task test accuracy and timing.
     """
-    from tlhelpers.datasets import make_splits
-    from tlhelpers.pipeline import make_dataset
-    from tlhelpers.training import TimeEstimate, set_seed
-
     spec = get_backbone(backbone)
     size = check_image_size(spec, image_size)
     recipe = dict(RECIPES[backbone] if recipe is None else recipe)
     pool, test = load_embedded(source_classes)
     if recipe.get("examples_per_class"):
-        pool = make_splits(pool, test, recipe["examples_per_class"], 0, seed).train
+        pool = make_splits(pool, test, recipe["examples_per_class"], 0, seed=seed).train
     set_seed(seed)
     model = build_source_model(backbone, size, len(pool.class_names))
     train_ds = make_dataset(pool, size, spec.preprocess, recipe["batch_size"], shuffle=True, seed=seed)
@@ -182,7 +165,7 @@ def _is_cached(weights_path):
     return _info_path(weights_path).is_file() and weights_path.is_file()
 
 
-def get_source_model(backbone, source_classes=DEFAULT_SOURCE_CLASSES, seed=0, recipe=None,
+def get_source_model(backbone, *, source_classes=DEFAULT_SOURCE_CLASSES, seed=0, recipe=None,
                      image_size=SOURCE_IMAGE_SIZE, cache_dir=None, verbose=1):
     """Load a cached source model, training and caching it on first use.
 
@@ -275,30 +258,17 @@ def load_source_base(backbone, image_size=SOURCE_IMAGE_SIZE, pooling="avg", **op
         backbone: Registry name.
         image_size: Input `(height, width)` of the returned base.
         pooling: `"avg"`, `"max"` or `None`.
-        **options: `clutter` picks the source model. Left out (or
-            `shipped_sources.SOURCE_CLUTTER`), it is the one trained on
-            Fashion-MNIST in clutter and shipped in `data/source_models/`:
-            nothing is trained. `clutter=None` is the clean 32-px source model,
-            trained on first use and cached; the other options go to
-            `get_source_model` (`source_classes`, `seed`, `recipe`,
-            `cache_dir`, `verbose`).
+        **options: For `get_source_model` (`source_classes`, `seed`,
+            `recipe`, `cache_dir`, `verbose`); `clutter` may be given as None
+            (the clean source model is this one; the shipped cluttered ones
+            are `shipped_sources.build_source_base`).
     """
-    if uses_shipped(options):
-        from tlhelpers.shipped_sources import build_source_base, check_shipped_task
-
-        check_shipped_task(backbone, **options)
-        return build_source_base(backbone, image_size, pooling)
     options.pop("clutter", None)
     spec = get_backbone(backbone)
     size = check_image_size(spec, image_size)
     base = spec.builder(include_top=False, weights=None, input_shape=(*size, 3), pooling=pooling)
     base.set_weights(_trained_base_weights(backbone, **options))
     return base
-
-
-def uses_shipped(options):
-    """Whether embedded-weights `options` name a shipped source model (`clutter` not given as None)."""
-    return "clutter" not in options or options["clutter"] is not None
 
 
 # Base weights of source models read in this process. Reading the file builds a

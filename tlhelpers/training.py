@@ -6,18 +6,18 @@ import contextlib
 import gc
 import time
 
-import keras
 import numpy as np
 import tensorflow as tf
 
 from tlhelpers import distribution, model_pool
-from tlhelpers.backbones import check_image_size, get_backbone
+from tlhelpers.features import cached_features
 from tlhelpers.models import (
-    DEFAULT_FREEZE_STAGE, build_head, build_strategy, compile_model, count_params,
-    strategy_learning_rate,
+    DEFAULT_FREEZE_STAGE, build_head, build_strategy, count_params, strategy_learning_rate,
 )
 from tlhelpers.pipeline import make_dataset
+from tlhelpers.registry import check_image_size, get_backbone
 from tlhelpers.results import HISTORY_KEYS, RunResult
+from tlhelpers.runtime import TimeEstimate, compile_model, set_seed  # noqa: F401  (importable from here)
 
 # Evaluation has no gradients to average: larger batches run faster and give the same
 # accuracy.
@@ -26,40 +26,6 @@ EVAL_BATCH_SIZE = 64
 # work per batch dominated its epochs: running 64 batches per call made an epoch
 # of 16 training and 2 validation batches 0.080 -> 0.054 s (same numbers).
 FEATURE_HEAD_STEPS_PER_EXECUTION = 64
-
-
-def set_seed(seed):
-    """Seed Python, NumPy and TensorFlow and make TensorFlow ops deterministic.
-
-    Same seed, same machine (thread count, oneDNN settings): same numbers.
-    """
-    keras.utils.set_random_seed(int(seed))
-    tf.config.experimental.enable_op_determinism()
-
-
-class TimeEstimate(keras.callbacks.Callback):
-    """Print how long a long training will take on this machine, measured from its first steps.
-
-    The first `skip` batches (tracing, warm-up) are not timed; after `measure`
-    more, one line says the seconds per step and the minutes left for the
-    `total_steps` of the run.
-    """
-
-    def __init__(self, total_steps, what="training", skip=2, measure=8, print_fn=print):
-        super().__init__()
-        self.total_steps, self.what, self.skip, self.measure = total_steps, what, skip, measure
-        self.print_fn, self.seen, self.started = print_fn, 0, None
-
-    def on_train_batch_end(self, batch, logs=None):
-        self.seen += 1
-        if self.seen == self.skip:
-            self.started = time.perf_counter()
-        elif self.started is not None and self.seen == self.skip + self.measure:
-            per_step = (time.perf_counter() - self.started) / self.measure
-            left = per_step * (self.total_steps - self.seen)
-            self.print_fn(f"{self.what}: {per_step:.2f} s per step on this machine (measured over steps "
-                          f"{self.skip + 1}-{self.seen}); about {left / 60:.0f} min left for the remaining "
-                          f"{self.total_steps - self.seen} of {self.total_steps} steps.", flush=True)
 
 
 def _feature_dataset(features, labels, batch_size, shuffle, seed):
@@ -100,7 +66,7 @@ def fit_with_curves(model, train_ds, val_ds, epochs, history=None, verbose=1, st
     return history
 
 
-def train_run(splits, strategy, backbone="resnet50", weights="embedded", image_size=32, epochs=10,
+def train_run(splits, strategy, backbone="resnet50", weights="embedded", image_size=32, epochs=10, *,
               seed=0, head_epochs=0, freeze_stage=None, learning_rate=None, batch_size=16,
               hidden_units=(), dropout=0.2, use_feature_cache=True, augment=False, cache_dir=None,
               verbose=1, weights_options=None, reuse_models=True, distribute=None, eval_every=None):
@@ -145,6 +111,9 @@ def train_run(splits, strategy, backbone="resnet50", weights="embedded", image_s
     """
     if epochs < 1:
         raise ValueError(f"Received epochs={epochs}. Expected an integer >= 1.")
+    if eval_every is not None and eval_every < 1:
+        raise ValueError(f"Received eval_every={eval_every}. Expected None (one pass over the training images "
+                         "per epoch) or an integer >= 1 (gradient steps per epoch).")
     if strategy == "fine_tune" and not 0 <= head_epochs < epochs:
         raise ValueError(f"Received head_epochs={head_epochs} with epochs={epochs}. Expected "
                          "0 <= head_epochs < epochs: fine-tuning needs at least one epoch.")
@@ -174,8 +143,9 @@ def train_run(splits, strategy, backbone="resnet50", weights="embedded", image_s
                                   steps_per_epoch=eval_every)
     else:
         def build(kind=strategy, rate=learning_rate, compile=True):
-            return build_strategy(kind, backbone, weights, num_classes, size, freeze_stage, rate,
-                                  hidden_units, dropout, seed, augment, compile=compile, **weights_options)
+            return build_strategy(kind, backbone, weights, num_classes, size, freeze_stage=freeze_stage,
+                                  learning_rate=rate, hidden_units=hidden_units, dropout=dropout, seed=seed,
+                                  augment=augment, compile=compile, **weights_options)
 
         def fresh_state(kind=strategy):
             # A new transfer model's variables without building one (see model_pool.transfer_state).
@@ -260,16 +230,15 @@ def _feature_head(splits, backbone, weights, size, hidden_units, dropout, seed, 
     `reuse_base` takes the base from `model_pool.frozen_base` (built once per
     process); never under a distribution strategy, whose variables differ.
     """
-    from tlhelpers.features import cached_features
-
     spec = get_backbone(backbone)
     base, fingerprint = model_pool.frozen_base(backbone, weights, size,
                                                reuse=reuse_base and not tf.distribute.has_strategy(),
                                                **weights_options)
-    features = [cached_features(base, data, size, spec.preprocess, cache_dir, fingerprint=fingerprint)[0]
+    features = [cached_features(base, data, size, spec.preprocess, cache_dir=cache_dir, fingerprint=fingerprint)[0]
                 for data in (splits.train, splits.validation, splits.test)]
     set_seed(seed)
-    head = build_head(features[0].shape[1:], len(splits.class_names), "avg", hidden_units, dropout, seed)
+    head = build_head(features[0].shape[1:], len(splits.class_names), "avg", hidden_units=hidden_units,
+                      dropout=dropout, seed=seed)
     compile_model(head, strategy_learning_rate("feature_extraction", backbone, learning_rate),
                   steps_per_execution=FEATURE_HEAD_STEPS_PER_EXECUTION)
     return {"model": head, "features": features, "trainable": count_params(head.trainable_weights),

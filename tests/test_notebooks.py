@@ -1,0 +1,47 @@
+"""The notebooks as files: nbval markers as cell tags, and stored outputs a student can read.
+
+These read the `.ipynb` JSON only; executing the notebooks is the nbval check of `make test`.
+"""
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+NOTEBOOKS = sorted((Path(__file__).resolve().parent.parent / "notebooks").glob("*.ipynb"))
+TAGS = {"nbval-check-output", "nbval-ignore-output"}
+# TensorFlow's C++ log lines (absl format), which `notebooks/tidy_outputs.py` strips.
+LOG_LINE = re.compile(r"^([IWEF]\d{4} \d\d:\d\d:\d+\.\d+ |WARNING: All log messages before absl)", re.MULTILINE)
+
+
+def code_cells(path):
+    return [cell for cell in json.loads(path.read_text())["cells"] if cell["cell_type"] == "code"]
+
+
+def output_text(cell):
+    return "".join("".join(output.get("text", "")) for output in cell.get("outputs", []))
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda path: path.stem)
+def test_markers_are_tags_and_every_check_prints(path):
+    cells = code_cells(path)
+    for cell in cells:
+        source, tags = "".join(cell["source"]), set(cell["metadata"].get("tags", []))
+        assert "NBVAL_" not in source, f"{path.name}: use the tags {sorted(TAGS)}, not comment markers"
+        assert len(tags & TAGS) <= 1, f"{path.name}: a cell is both checked and ignored"
+    checked = [cell for cell in cells if "nbval-check-output" in cell["metadata"].get("tags", [])]
+    assert checked, f"{path.name} has no checked cell"
+    assert all(output_text(cell).strip() for cell in checked), f"{path.name}: a checked cell prints nothing"
+
+
+def test_the_log_pattern_matches_both_formats():
+    assert LOG_LINE.search("x\nI0000 00:00:1796137161.318494   23200 port.cc:153] oneDNN custom operations")
+    assert LOG_LINE.search("W1201 12:03:04.123456 1 cpu.cc:1] slow")
+    assert not LOG_LINE.search("Epoch 1/3 I0000 is not at the start of a line")
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda path: path.stem)
+def test_stored_outputs_hold_no_tensorflow_log_lines(path):
+    for cell in code_cells(path):
+        assert not LOG_LINE.search(output_text(cell)), f"{path.name}: run notebooks/tidy_outputs.py on it"

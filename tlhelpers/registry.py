@@ -1,0 +1,132 @@
+"""The backbone registry: Keras applications, their stages, preprocessing and ImageNet files.
+
+Each entry says how to build the convolutional base, which preprocessing it
+expects, its input sizes, the layers where its stages end (so that "freeze up
+to stage k" is one argument) and the ImageNet weights file Keras downloads. A
+name `"hub:<handle-or-path>"` describes a TF-Hub model. Nothing here loads
+weights: `backbones.build_base` does.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import keras
+
+HUB_PREFIX = "hub:"
+HUB_DEFAULT_SIZE = 224
+HUB_MIN_SIZE = 32
+
+
+@dataclasses.dataclass(frozen=True)
+class BackboneSpec:
+    """Everything the package needs to know about one backbone.
+
+    Attributes:
+        name: Registry name.
+        builder: The `keras.applications` constructor; None for a TF-Hub
+            backbone (build it with `backbones.build_base`).
+        preprocess: Its `preprocess_input` (takes float RGB 0-255).
+        min_size: Smallest input side Keras accepts without the top.
+        default_size: Input side of the ImageNet profile.
+        stage_ends: Names of the layers where stage 1, 2, ... ends.
+        imagenet_file: File name of the no-top ImageNet weights in the Keras cache.
+        imagenet_md5: Its md5, as published with Keras.
+        scratch_learning_rate: Adam learning rate that trains it from random weights.
+        hub_handle: For `"hub:<handle-or-path>"` backbones (see `tlhelpers.hub`):
+            the TF-Hub handle or SavedModel folder; None for Keras applications.
+    """
+
+    name: str
+    builder: object
+    preprocess: object
+    min_size: int
+    default_size: int
+    stage_ends: tuple
+    imagenet_file: str
+    imagenet_md5: str
+    scratch_learning_rate: float
+    hub_handle: str | None = None
+
+    @property
+    def num_stages(self):
+        return len(self.stage_ends)
+
+
+BACKBONES = {
+    "resnet50": BackboneSpec(
+        name="resnet50",
+        builder=keras.applications.ResNet50,
+        preprocess=keras.applications.resnet50.preprocess_input,
+        min_size=32,
+        default_size=224,
+        stage_ends=("conv1_relu", "conv2_block3_out", "conv3_block4_out",
+                    "conv4_block6_out", "conv5_block3_out"),
+        imagenet_file="resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5",
+        imagenet_md5="4d473c1dd8becc155b73f8504c6f6626",
+        scratch_learning_rate=1e-3,
+    ),
+    "vgg16": BackboneSpec(
+        name="vgg16",
+        builder=keras.applications.VGG16,
+        preprocess=keras.applications.vgg16.preprocess_input,
+        min_size=32,
+        default_size=224,
+        stage_ends=("block1_pool", "block2_pool", "block3_pool", "block4_pool", "block5_pool"),
+        imagenet_file="vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5",
+        imagenet_md5="6d6bbae143d832006294945121d1f1fc",
+        # With Adam 1e-3 VGG16 (no BatchNormalization) stays at chance from scratch.
+        scratch_learning_rate=1e-4,
+    ),
+}
+
+
+def is_hub_name(name):
+    """Whether `name` asks for a TF-Hub backbone (`"hub:<handle-or-path>"`)."""
+    return isinstance(name, str) and name.startswith(HUB_PREFIX)
+
+
+def get_backbone(name):
+    """Return the `BackboneSpec` registered as `name`, or the spec of a `"hub:..."` name.
+
+    Raises:
+        ValueError: for an unknown name, listing the known ones.
+    """
+    if is_hub_name(name):
+        return hub_backbone(name)
+    if name not in BACKBONES:
+        raise ValueError(f"Received backbone={name!r}. Expected one of: {', '.join(BACKBONES)}, "
+                         f"or {HUB_PREFIX}<handle-or-path> for a TF-Hub model.")
+    return BACKBONES[name]
+
+
+def scale_to_unit(images):
+    """Scale float RGB 0-255 to [0, 1], the input range TF-Hub image models expect."""
+    return images / 255.0
+
+
+def hub_backbone(name):
+    """The `BackboneSpec` of a registry name `"hub:<handle-or-path>"` (nothing is loaded yet).
+
+    Raises:
+        ValueError: the name has nothing after `hub:`.
+    """
+    handle = name[len(HUB_PREFIX):].strip()
+    if not name.startswith(HUB_PREFIX) or not handle:
+        raise ValueError(f"Received backbone={name!r}. Expected 'hub:' followed by a TF-Hub / "
+                         "Kaggle model address or a SavedModel folder, e.g. 'hub:/path/to/model'.")
+    return BackboneSpec(
+        name=name, builder=None, preprocess=scale_to_unit,
+        min_size=HUB_MIN_SIZE, default_size=HUB_DEFAULT_SIZE, stage_ends=(), imagenet_file="",
+        imagenet_md5="", scratch_learning_rate=None, hub_handle=handle)
+
+
+def check_image_size(spec, image_size):
+    """Return `(height, width)` after checking it against the backbone's minimum."""
+    size = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
+    if len(size) != 2 or min(size) < spec.min_size:
+        raise ValueError(
+            f"Received image_size={image_size} for {spec.name}. Expected (height, width) "
+            f"of at least {spec.min_size} pixels each."
+        )
+    return size
