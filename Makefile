@@ -46,7 +46,7 @@ check-notebooks: $(STAMP)
 check-notebooks-avx2: $(STAMP)
 	ONEDNN_MAX_CPU_ISA=AVX2 $(MAKE) check-notebooks
 
-## make study: transfer against matched controls on Fashion-MNIST in clutter, 3 seeds; report in docs/study/.
+## make study: transfer against matched controls on Fashion-MNIST in clutter, 5 seeds; report in docs/study/
 study: $(STAMP)
 	$(PY) -m tlhelpers study --out docs/study
 
@@ -60,7 +60,7 @@ notebooks: $(STAMP)
 	done
 
 ## make run: the main experiment: feature extraction against its matched controls (random
-## features, the small CNN, pixels) on Fashion-MNIST in clutter, 3 seeds; report in report/.
+## features, the small CNN, pixels) on Fashion-MNIST in clutter, 5 seeds; report in report/
 ## Fine-tuning against scratch takes most of an hour: make study.
 run: $(STAMP)
 	$(PY) -m tlhelpers study --arms feature_extraction random_features small_cnn --out report
@@ -76,9 +76,9 @@ retrain-sources: $(STAMP)
 	$(PY) -m tlhelpers source-model --task clutter --retrain --backbone resnet50
 	$(PY) -m tlhelpers source-model --task clutter --retrain --backbone vgg16
 
-## make bench: benchmarks 1-4 with a warm cache (about 20 min); figures also go to bench/results.txt.
+## make bench: benchmarks 1-4 and 6 with a warm cache (about 25 min); figures also go to bench/results.txt.
 bench: $(STAMP)
-	set -o pipefail; ( for script in feature_cache pipeline main_command notebooks; do \
+	set -o pipefail; ( for script in feature_cache pipeline main_command notebooks optimizer; do \
 		$(PY) bench/$$script.py || exit 1; done ) 2>&1 | grep -v '^I0000\|^WARNING: All log' | tee bench/results.txt
 
 ## make bench-cold: the cold-cache figures and source-model training (about 60 min).

@@ -1,7 +1,7 @@
 """Benchmark 3: the main command, `make run`, warm and (optionally) cold.
 
 `make run` is `tlhelpers study` with the cheap arms (feature extraction, random
-features, the small CNN, pixels; both backbones, 10 and 100 labels per class, 3
+features, the small CNN, pixels; both backbones, 10 and 100 labels per class, 5
 seeds) on Fashion-MNIST in clutter. Warm: the features are already cached.
 Cold (`--cold`): an empty package cache, so the run computes every feature
 (the source models are shipped: nothing is trained). Prints wall time and the
@@ -50,7 +50,7 @@ def main():
     # ru_maxrss of finished children is in kilobytes on Linux: the largest child's peak.
     peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024 ** 2
     rows.append(("peak resident memory (largest run)", f"{peak:.2f} GB"))
-    report("Main command (make run: the cheap matched-control study, 30 runs at 48 px)", rows,
+    report("Main command (make run: the cheap matched-control study, 50 runs at 48 px)", rows,
            target="cold under 10 min on an AVX2-only CPU, peak memory under 3 GB")
 
 
