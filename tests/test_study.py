@@ -132,6 +132,9 @@ def test_epochs_give_at_least_the_steps():
     assert study.epochs_for(100, 5, 200, 16) == 7      # 32 steps per epoch: 224 steps
     assert study.epochs_for(1, 2, 0, 16) == 1
     assert np.isclose(study.epochs_for(100, 5, 224, 16) * 32, 224)
+    # Epochs of eval_every steps do not depend on the budget.
+    assert study.epochs_for(10, 5, 200, 16, eval_every=20) == study.epochs_for(100, 5, 200, 16, eval_every=20) == 10
+    assert study.epochs_for(10, 5, 210, 16, eval_every=20) == 11
 
 
 def test_study_command_writes_the_report_and_no_partial_file(tiny_source, tmp_path, cache_dir):

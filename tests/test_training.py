@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tlhelpers import backbones, features, models, paths, source_models, training
+from tlhelpers import backbones, features, models, paths, runtime, source_models, training
 from tlhelpers.backbones import build_base, get_backbone
 from tlhelpers.models import build_strategy
 from tlhelpers.pipeline import make_dataset
@@ -396,7 +396,7 @@ def test_a_long_training_says_how_long_it_takes_from_its_first_steps():
     lines = []
     model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
     model.compile("sgd", "mse")
-    estimate = training.TimeEstimate(total_steps=40, what="Training it", skip=2, measure=3,
+    estimate = runtime.TimeEstimate(total_steps=40, what="Training it", skip=2, measure=3,
                                      print_fn=lambda text, **kwargs: lines.append(text))
     model.fit(np.zeros((40, 4)), np.zeros((40, 2)), batch_size=1, epochs=1, verbose=0, callbacks=[estimate])
     assert len(lines) == 1, lines

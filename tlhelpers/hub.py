@@ -26,7 +26,7 @@ from pathlib import Path
 import keras
 
 from tlhelpers.errors import HubUnavailableError  # noqa: F401  (raised here; importable from here)
-from tlhelpers.registry import HUB_DEFAULT_SIZE, HUB_PREFIX, scale_to_unit  # noqa: F401
+from tlhelpers.registry import HUB_DEFAULT_SIZE
 
 # The weights argument means nothing for a TF-Hub model (it carries its own
 # weights); these values are accepted so that the usual profiles work unchanged.

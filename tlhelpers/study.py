@@ -97,9 +97,11 @@ DATASET_TITLES = {"embedded": "Fashion-MNIST in clutter", "embedded-clean": "Fas
                   "digits": "digits"}
 
 
-def epochs_for(labels_per_class, num_classes, steps, batch_size):
-    """Whole epochs that give at least `steps` gradient steps."""
-    return max(1, math.ceil(steps / math.ceil(labels_per_class * num_classes / batch_size)))
+def epochs_for(labels_per_class, num_classes, steps, batch_size, eval_every=None):
+    """Whole epochs that give at least `steps` gradient steps: of `eval_every` steps each, or
+    of one pass over the training images when it is None."""
+    per_epoch = eval_every or math.ceil(labels_per_class * num_classes / batch_size)
+    return max(1, math.ceil(steps / per_epoch))
 
 
 def load_splits(config):
@@ -175,8 +177,7 @@ def run_study(config=None, verbose=1, on_result=None):
         strategy, weights = ARMS[arm]
         weights = config.weights if weights == "source" else weights
         task = splits[n, seed]
-        epochs = (math.ceil(config.steps / config.eval_every) if config.eval_every else
-                  epochs_for(n, len(task.class_names), config.steps, config.batch_size))
+        epochs = epochs_for(n, len(task.class_names), config.steps, config.batch_size, config.eval_every)
         result = train_run(task, strategy, backbone, weights, config.image_size, epochs, seed=seed,
                            freeze_stage=config.freeze_stage, batch_size=config.batch_size, verbose=0,
                            eval_every=config.eval_every,

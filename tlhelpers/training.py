@@ -17,7 +17,7 @@ from tlhelpers.models import (
 from tlhelpers.pipeline import make_dataset
 from tlhelpers.registry import check_image_size, get_backbone
 from tlhelpers.results import HISTORY_KEYS, RunResult
-from tlhelpers.runtime import TimeEstimate, compile_model, set_seed  # noqa: F401  (importable from here)
+from tlhelpers.runtime import compile_model, set_seed
 
 # Evaluation has no gradients to average: larger batches run faster and give the same
 # accuracy.
