@@ -16,7 +16,7 @@ NBVAL := --nbval-lax --nbval-sanitize-with notebooks/sanitize.cfg --nbval-cell-t
 WORKERS ?= 2
 PARALLEL := -n $(WORKERS) --dist loadfile
 
-.PHONY: venv test unit check-notebooks check-notebooks-avx2 run study notebooks source-models retrain-sources bench bench-cold
+.PHONY: venv test unit check-notebooks check-notebooks-avx2 run study transferability notebooks source-models retrain-sources bench bench-cold
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -49,6 +49,11 @@ check-notebooks-avx2: $(STAMP)
 ## make study: transfer against matched controls on Fashion-MNIST in clutter, 5 seeds; report in docs/study/
 study: $(STAMP)
 	$(PY) -m tlhelpers study --out docs/study
+
+## make transferability: features copied stage by stage (Yosinski et al. 2014) on a five-stage CNN, 3 seeds;
+## report in docs/transferability/, whose results.json notebook 7 reads
+transferability: $(STAMP)
+	$(PY) -m tlhelpers transferability --out docs/transferability
 
 ## make notebooks: execute every notebook in place (offline profile) to refresh the stored outputs.
 notebooks: $(STAMP)

@@ -210,3 +210,31 @@ def test_baseline_strategy():
     assert curves.baseline_strategy([{"strategy": "small_cnn"}, {"strategy": "scratch"}]) == "scratch"
     assert curves.baseline_strategy([{"strategy": "small_cnn"}]) == "small_cnn"
     assert curves.baseline_strategy([{"strategy": "fine_tune"}]) is None
+
+
+def test_phase_metrics_fit_each_phase_on_its_own():
+    from conftest import saturating, synthetic_run
+
+    head = saturating(0.5, 0.2, 0.8, last_epoch=4)
+    tune = saturating(0.9, 0.5, 1.5, last_epoch=8)[1:] + 0.0
+    curve = np.concatenate([head, tune])
+    run = synthetic_run("fine_tune", 10, 0, curve, 0.9, phase_starts=[5])
+    phases = curves.phase_metrics(run)
+    assert [first for first, _ in phases] == [0, 4]
+    (_, first), (_, second) = phases
+    assert first.method == second.method == "saturating_fit"
+    assert first.asymptote == pytest.approx(0.5, abs=1e-3) and second.asymptote == pytest.approx(0.9, abs=1e-3)
+    # The second phase's own start is one epoch after fine-tuning begins.
+    assert second.initial == pytest.approx(curve[4]) and second.start == pytest.approx(curve[5])
+    # One fit across both phases would give neither level.
+    whole = curves.run_metrics(run)
+    assert abs(whole.asymptote - 0.5) > 0.05 or whole.method != "saturating_fit"
+    assert len(curves.phase_metrics(synthetic_run("scratch", 10, 0, head, 0.5))) == 1
+
+
+def test_levelled_and_fit_methods_say_when_a_curve_is_still_rising():
+    rising = curves.curve_metrics(np.linspace(0.1, 0.7, 9))
+    levelled = curves.curve_metrics(0.8 - 0.7 * np.exp(-np.arange(9) / 1.5))
+    assert rising.method == "linear_fallback" and not rising.levelled
+    assert levelled.levelled
+    assert curves.fit_methods([levelled, rising, levelled]) == "linear fallback x1, saturating fit x2"

@@ -22,7 +22,7 @@ LAYERS = (
     ("models", {"models", "model_pool", "hub_export"}),
     ("training", {"training"}),
     ("analysis and presentation", {"curves", "probes", "plots", "report", "visualize"}),
-    ("experiments", {"experiments", "study"}),
+    ("experiments", {"experiments", "study", "transferability"}),
     ("entry points", {"profiles", "doctor", "cli", "__main__", "__init__"}),
 )
 

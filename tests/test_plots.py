@@ -132,3 +132,29 @@ def test_label_budget_without_crossover_accepts_summary_rows(budget_runs):
     assert ax.get_xscale() == "log"
     assert not [line for line in ax.lines if line.get_marker() == "X"]
     assert not ax.texts
+
+
+def test_marks_are_drawn_per_phase_and_no_asymptote_for_a_rising_curve():
+    runs = [make_run("fine_tune", 10, seed, 0.8, 0.8, phase_starts=[4]) for seed in range(2)]
+    ax = plots.plot_learning_curves(runs)
+    starts = [line for line in ax.get_lines() if line.get_marker() == "o"]
+    assert sorted(float(line.get_xdata()[0]) for line in starts) == [1.0, 4.0]
+    pyplot.close("all")
+    rising = [synthetic_run("scratch", 10, seed, np.linspace(0.1, 0.6, 9), 0.6) for seed in range(2)]
+    ax = plots.plot_learning_curves(rising)
+    assert [text.get_text() for text in ax.texts] == ["still rising"]
+    assert not ax.collections or all(not isinstance(c, matplotlib.collections.LineCollection)
+                                     for c in ax.collections)
+    pyplot.close("all")
+
+
+def test_metric_guide_names_every_mark_and_the_fit_method():
+    ax = plots.plot_metric_guide(make_run("fine_tune", 10, 0, 0.8, 0.8))
+    texts = " ".join(text.get_text() for text in ax.texts)
+    assert "start = " in texts and "initial slope = " in texts and "asymptote = " in texts
+    assert "saturating fit" in ax.get_title()
+    pyplot.close("all")
+    ax = plots.plot_metric_guide(synthetic_run("scratch", 10, 0, np.linspace(0.1, 0.6, 9), 0.6))
+    assert "n/a (still rising)" in " ".join(text.get_text() for text in ax.texts)
+    assert "linear fallback" in ax.get_title()
+    pyplot.close("all")

@@ -140,3 +140,16 @@ def test_modules_import_without_tensorflow_or_side_effects():
     completed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert completed.returncode == 0, completed.stderr
     assert completed.stdout == ""
+
+
+def test_a_still_rising_curve_gets_no_asymptote_in_the_table_or_the_reading():
+    from conftest import synthetic_run
+
+    rising = [synthetic_run("scratch", 10, seed, np.linspace(0.1, 0.5 + 0.01 * seed, 9), 0.5) for seed in range(3)]
+    levelled = [make_run("feature_extraction", 10, seed, 0.8, 0.8) for seed in range(3)]
+    rows = curves.summarize(rising + levelled)
+    assert [row["asymptote_levelled"] for row in rows] == [0, 3]
+    table = report.summary_table(rows)
+    assert "| n/a (still rising) | linear fallback x3 |" in table
+    assert "| saturating fit x3 |" in table
+    assert "has no asymptote to compare" in report.reading(rows)

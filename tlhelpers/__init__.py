@@ -9,7 +9,8 @@ bottom to top: each imports only from its own line or the lines above it.
     backbones                         build_base: a base with weights from any source
     models, model_pool, training      heads and strategies, seeded training runs with curves
     curves, probes, plots, report     start / slope / asymptote, figures, tables, results.json
-    experiments, study                the experiment runner, transfer against matched controls
+    experiments, study, ...           the experiment runner, transfer against matched controls,
+                                      transferability (features copied stage by stage)
     profiles, doctor, cli             offline / ImageNet profiles, `python -m tlhelpers`
 """
 

@@ -3,6 +3,7 @@
 Commands:
     run           train an experiment headless and write a report directory
     study         transfer against matched controls on Fashion-MNIST in clutter, with a report
+    transferability  features copied stage by stage (Yosinski et al. 2014) on a five-stage CNN
     source-model  train (or load) an embedded source model and print its accuracy
     weights add   install a no-top ImageNet weights file into the Keras cache (checked)
     data add      install a photo dataset archive into the Keras cache (checked, extracted)
@@ -126,6 +127,24 @@ def build_parser():
                             "(default: %(default)s)")
     study.add_argument("--out", default="report-study", help="report directory (default: %(default)s)")
     study.add_argument("--quiet", action="store_true", help="no progress output")
+
+    from tlhelpers.transferability import ARMS as STAGE_ARMS
+    from tlhelpers.transferability import TransferabilityConfig
+
+    stage_defaults = TransferabilityConfig()
+    stages = commands.add_parser("transferability",
+                                 help="copy 1..5 stages of a source or target base, frozen or fine-tuned")
+    stages.add_argument("--arms", nargs="+", default=list(stage_defaults.arms), choices=list(STAGE_ARMS),
+                        metavar="ARM", help="arms at every k (default: all five)")
+    stages.add_argument("--stages", nargs="+", type=int, default=list(stage_defaults.stages), metavar="K",
+                        help="numbers of copied stages (default: %(default)s)")
+    stages.add_argument("--seeds", nargs="+", type=int, default=list(stage_defaults.seeds), metavar="SEED",
+                        help="seeds, at least 2 for intervals (default: %(default)s)")
+    stages.add_argument("--target-per-class", type=int, default=stage_defaults.target_per_class,
+                        help="training images per target class (default: %(default)s)")
+    stages.add_argument("--out", default="report-transferability",
+                        help="report directory (default: %(default)s)")
+    stages.add_argument("--quiet", action="store_true", help="no progress output")
 
     weights = commands.add_parser("weights", help="manage ImageNet weights in the Keras cache")
     weights_commands = weights.add_subparsers(dest="action", required=True)
@@ -265,6 +284,25 @@ def command_study(args):
     return 0
 
 
+def command_transferability(args):
+    from tlhelpers import transferability
+
+    config = transferability.TransferabilityConfig(arms=tuple(args.arms), stages=tuple(args.stages),
+                                                   seeds=tuple(args.seeds), target_per_class=args.target_per_class)
+    if len(config.seeds) < 2:
+        raise ValueError(f"Received --seeds {' '.join(map(str, config.seeds))}. Expected at least 2 seeds: "
+                         "differences are judged by an interval over seeds.")
+    transferability.check_config(config)
+    started = time.perf_counter()
+    rows = transferability.run_transferability(config, verbose=0 if args.quiet else 1)
+    paths = transferability.write_report(args.out, rows, config)
+    if not args.quiet:
+        print(f"Done in {time.perf_counter() - started:.0f} s. Report: {os.path.abspath(args.out)}")
+        for name, path in paths.items():
+            print(f"  {name}: {path}")
+    return 0
+
+
 def _shipped_source_model(args):
     from tlhelpers import shipped_sources
     from tlhelpers.paths import display_path, resolve_cache_dir
@@ -295,7 +333,8 @@ def _shipped_source_model(args):
 def main(argv=None):
     """Entry point; returns the exit code (2 for bad input, with one clear message)."""
     args = build_parser().parse_args(argv)
-    commands = {"run": command_run, "study": command_study, "source-model": command_source_model, "weights": command_weights,
+    commands = {"run": command_run, "study": command_study,
+                "transferability": command_transferability, "source-model": command_source_model, "weights": command_weights,
                 "data": command_data, "doctor": command_doctor}
     try:
         return commands[args.command](args)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import math
 import warnings
 
@@ -28,6 +29,13 @@ class CurveMetrics:
     auc: float
     tau: float
     method: str
+
+    @property
+    def levelled(self):
+        """Whether the curve levels off within the run: the saturating fit (or a flat curve) gives
+        the asymptote. Otherwise (`"linear_fallback"`, `"short"`) the asymptote is only the final
+        level, and tables show "n/a (still rising)" instead of it."""
+        return self.method in ("saturating_fit", "flat")
 
 
 # Curves are sampled once per epoch: time constants below half an epoch cannot be
@@ -185,6 +193,31 @@ def run_metrics(result, key="val_accuracy"):
     return curve_metrics(result.history[key], **options)
 
 
+def phase_metrics(result, key="val_accuracy"):
+    """`curve_metrics` of each training phase of a `RunResult` on its own: `[(first_epoch, metrics)]`.
+
+    A run without `phase_starts` has one phase. A phase that starts at epoch `p` is fitted
+    from epoch `p - 1` (where the previous phase ended, its own "epoch 0") to its last epoch,
+    so one saturating curve is never fitted across the change of what trains.
+    """
+    values = list(result.history[key])
+    edges = [0] + [int(start) - 1 for start in result.phase_starts] + [len(values) - 1]
+    found = []
+    for first, last in itertools.pairwise(edges):
+        segment = dataclasses.replace(result, history={**result.history, key: values[first:last + 1]})
+        found.append((first, run_metrics(segment, key)))
+    return found
+
+
+def fit_methods(metrics):
+    """How the asymptotes of several curves were found, e.g. `"saturating fit x4, linear fallback x1"`."""
+    counts = {}
+    for metric in metrics:
+        name = metric.method.replace("_", " ")
+        counts[name] = counts.get(name, 0) + 1
+    return ", ".join(f"{name} x{count}" for name, count in sorted(counts.items()))
+
+
 def aggregate(values, confidence=0.95):
     """Computes mean, sample standard deviation and a t-distribution confidence interval.
 
@@ -222,8 +255,9 @@ def summarize(results, key="val_accuracy"):
 
     Returns:
         One dict per group, in first-seen order, with the group fields, `n_seeds`,
-        `wall_time_s_mean` and `<name>_mean/_std/_ci_low/_ci_high` for `name` in
-        test_accuracy, initial, start, slope, asymptote, final, auc.
+        `wall_time_s_mean`, `<name>_mean/_std/_ci_low/_ci_high` for `name` in
+        test_accuracy, initial, start, slope, asymptote, final, auc, `asymptote_levelled`
+        (how many seeds' curves level off, see `CurveMetrics.levelled`) and `fit_methods`.
     """
     groups = {}
     for result in results:
@@ -240,6 +274,8 @@ def summarize(results, key="val_accuracy"):
             stats_of_name = aggregate(columns[name])
             for statistic in ("mean", "std", "ci_low", "ci_high"):
                 row[f"{name}_{statistic}"] = stats_of_name[statistic]
+        row["asymptote_levelled"] = sum(metric.levelled for metric in metrics)
+        row["fit_methods"] = fit_methods(metrics)
         row["wall_time_s_mean"] = float(np.mean([run.wall_time_s for run in runs]))
         rows.append(row)
     return rows

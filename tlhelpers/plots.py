@@ -72,11 +72,15 @@ def plot_learning_curves(results, key="val_accuracy", ax=None, mark_metrics=True
     Runs are grouped by (backbone, weights, strategy, labels_per_class). Each
     group gets one colour: the mean over seeds (over the epochs all its runs
     reached), and with two or more seeds a band from the minimum to the maximum
-    seed. With `mark_metrics`, the metrics of the mean curve are drawn: a marker
-    at the start (epoch 1), a short tangent from epoch 0 with the fitted initial
-    slope (cut where it reaches the asymptote level), and a dashed line at the
-    asymptote. A dotted vertical line marks where a later phase begins
-    (between epoch `p - 1` and epoch `p` for `phase_starts = [p]`).
+    seed. With `mark_metrics`, each phase of training gets its own marks, the
+    means over seeds of each seed's metrics (the numbers the tables show): a dot
+    at the start (the first evaluation after the phase begins), a short tangent
+    with the fitted initial slope (cut where it reaches the asymptote level), and
+    a dashed line at the asymptote, drawn only when every seed's curve levels off
+    ("still rising" is written at the end of the curve otherwise).
+    `plot_metric_guide` explains the marks on one curve. A dotted vertical line
+    marks where a later phase begins (between epoch `p - 1` and epoch `p` for
+    `phase_starts = [p]`).
 
     Args:
         results: Iterable of `RunResult`.
@@ -100,7 +104,6 @@ def plot_learning_curves(results, key="val_accuracy", ax=None, mark_metrics=True
     for result in results:
         groups.setdefault(tuple(getattr(result, field) for field in GROUP_FIELDS), []).append(result)
     varying = _varying([dict(zip(GROUP_FIELDS, group)) for group in groups])
-    bounds = (0.0, 1.0) if "accuracy" in key else (0.0, np.inf)
     phases = {}
     for index, (group, runs) in enumerate(groups.items()):
         color = f"C{index % 10}"
@@ -113,8 +116,11 @@ def plot_learning_curves(results, key="val_accuracy", ax=None, mark_metrics=True
         if len(runs) >= 2:
             ax.fill_between(epochs, stacked.min(axis=0), stacked.max(axis=0), color=color, alpha=0.2)
         if mark_metrics:
-            metrics = curves.curve_metrics(mean, higher_is_better="accuracy" in key, bounds=bounds)
-            _mark_metrics(ax, metrics, length - 1, color)
+            per_run = [curves.phase_metrics(run, key) for run in runs]
+            bounds = [first for first, _ in per_run[0]][1:] + [length - 1]
+            for phase, (first, _) in enumerate(per_run[0]):
+                metrics = [found[phase][1] for found in per_run if len(found) > phase]
+                _mark_metrics(ax, metrics, first, bounds[phase], color, mean[bounds[phase]])
         for run in runs:
             for phase_start in run.phase_starts:
                 phases.setdefault(phase_start - 1, run.strategy)
@@ -130,17 +136,69 @@ def plot_learning_curves(results, key="val_accuracy", ax=None, mark_metrics=True
     return ax
 
 
-def _mark_metrics(ax, metrics, last_epoch, color):
-    """Draws the start marker, the initial-slope tangent and the asymptote line."""
-    if last_epoch >= 1:
-        ax.plot([1], [metrics.start], marker="o", color=color, markersize=7, linestyle="none")
+def _mean_metrics(metrics):
+    """The mean over seeds of each metric (what the tables show), and whether all level off."""
+    mean = {name: float(np.mean([getattr(m, name) for m in metrics])) for name in ("initial", "start", "slope",
+                                                                                  "asymptote")}
+    return mean, all(m.levelled for m in metrics)
+
+
+def _mark_metrics(ax, metrics, first, last, color, end_value):
+    """Draws one phase's start marker, initial-slope tangent and asymptote (epochs `first..last`)."""
+    mean, levelled = _mean_metrics(metrics)
+    span = last - first
+    if span >= 1:
+        ax.plot([first + 1], [mean["start"]], marker="o", color=color, markersize=7, linestyle="none")
     # The tangent of the fitted curve meets the asymptote after `tau` epochs; stop it there.
-    length = max(last_epoch, 1) / 4.0
-    if metrics.slope != 0:
-        length = min(length, abs(metrics.asymptote - metrics.initial) / abs(metrics.slope)) or length
-    ax.plot([0, length], [metrics.initial, metrics.initial + metrics.slope * length],
+    length = max(span, 1) / 4.0
+    if mean["slope"] != 0:
+        length = min(length, abs(mean["asymptote"] - mean["initial"]) / abs(mean["slope"])) or length
+    ax.plot([first, first + length], [mean["initial"], mean["initial"] + mean["slope"] * length],
             color=color, linewidth=1.5, linestyle="-", alpha=0.8)
-    ax.axhline(metrics.asymptote, color=color, linestyle="--", linewidth=1, alpha=0.6)
+    if levelled:
+        ax.hlines(mean["asymptote"], first, last, color=color, linestyle="--", linewidth=1, alpha=0.6)
+    else:
+        ax.annotate("still rising", (last, end_value), xytext=(4, 0), textcoords="offset points",
+                    fontsize=8, color=color, va="center")
+
+
+def plot_metric_guide(result, key="val_accuracy", ax=None):
+    """One run's curve with its marks named: how to read start, initial slope and asymptote.
+
+    Draws the curve, the fitted saturating curve `A - (A - y0) exp(-t / tau)` (dotted,
+    when the fit is used), and labels the start dot, the tangent and the asymptote
+    line with their values and the fit method. When the fit falls back, the
+    asymptote is labelled "n/a (still rising)" and no dashed line is drawn.
+
+    Returns:
+        The Axes drawn on.
+    """
+    ax = _axes(ax)
+    values = np.asarray(result.history[key], float)
+    metrics = curves.run_metrics(result, key)
+    epochs = np.arange(len(values))
+    ax.plot(epochs, values, color="C0", linewidth=2, marker=".", label=f"{KEY_NAMES[key]} (one run)")
+    if metrics.method == "saturating_fit":
+        smooth = np.linspace(0, epochs[-1], 200)
+        fitted = metrics.asymptote - (metrics.asymptote - metrics.initial) * np.exp(-smooth / metrics.tau)
+        ax.plot(smooth, fitted, color="0.4", linestyle=":", label="fitted saturating curve")
+    _mark_metrics(ax, [metrics], 0, len(values) - 1, "C0", values[-1])
+    notes = [((1, metrics.start), f"start = {metrics.start:.3f}\n(after the first interval)", (10, -28)),
+             ((0, metrics.initial), f"initial slope = {metrics.slope:.3f} per epoch\n(tangent at epoch 0)",
+              (12, 10))]
+    if metrics.levelled:
+        notes.append(((epochs[-1] * 0.6, metrics.asymptote),
+                      f"asymptote = {metrics.asymptote:.3f}\n(the level the fit approaches)", (0, 8)))
+    else:
+        notes.append(((epochs[-1], values[-1]), "asymptote: n/a (still rising)", (-120, -30)))
+    for point, text, offset in notes:
+        ax.annotate(text, point, xytext=offset, textcoords="offset points", fontsize=8,
+                    arrowprops={"arrowstyle": "-", "color": "0.5"})
+    ax.set_xlabel("epoch (one evaluation interval each)")
+    ax.set_ylabel(KEY_NAMES[key])
+    ax.set_title(f"Reading the marks (fit method: {metrics.method.replace('_', ' ')})")
+    ax.legend(fontsize=8, loc="lower right")
+    return ax
 
 
 def plot_metric_bars(data, ax=None):
@@ -227,5 +285,37 @@ def plot_label_budget(data, ax=None):
     ax.set_xlabel("labels per class (log scale)")
     ax.set_ylabel("test accuracy")
     ax.set_title("Test accuracy vs labelled examples per class")
+    ax.legend(fontsize=8)
+    return ax
+
+
+def plot_by_stage(lines, reference, ax=None, title="Test accuracy by the number of stages copied"):
+    """Plots one line per arm against k, the number of copied stages, with 95% intervals.
+
+    Args:
+        lines: `{label: [(k, mean, low, high), ...]}`.
+        reference: `(label, mean, low, high)` of the k = 0 run, drawn as a band.
+        ax: Axes to draw on; a new figure is created when None.
+
+    Returns:
+        The Axes drawn on.
+
+    Raises:
+        ValueError: If `lines` is empty.
+    """
+    if not lines:
+        raise ValueError("Expected at least one line of (k, mean, low, high) points, received none.")
+    ax = _axes(ax)
+    label, mean, low, high = reference
+    ax.axhspan(low, high, color="grey", alpha=0.2)
+    ax.axhline(mean, color="grey", linestyle="--", linewidth=1, label=label)
+    for index, (name, points) in enumerate(lines.items()):
+        ks, means, lows, highs = (np.array(column, float) for column in zip(*sorted(points)))
+        ax.errorbar(ks + 0.06 * (index - len(lines) / 2), means, yerr=[means - lows, highs - means],
+                    marker="o", capsize=3, color=f"C{index % 10}", label=name)
+    ax.set_xticks(sorted({k for points in lines.values() for k, *_ in points}))
+    ax.set_xlabel("stages copied (k)")
+    ax.set_ylabel("test accuracy (mean of seeds, 95% interval)")
+    ax.set_title(title)
     ax.legend(fontsize=8)
     return ax

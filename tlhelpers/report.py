@@ -14,8 +14,19 @@ from tlhelpers.results import RunResult, atomic_output, atomic_write_text
 _SAME = 0.0005  # Differences that round to 0.000 are reported as "the same".
 
 
+def asymptote_cell(row):
+    """The asymptote of a summary row as a table shows it: the mean when every seed's curve levels
+    off, else "n/a (still rising)" (or "n/a (no fit)" for a falling or too short curve)."""
+    if row.get("asymptote_levelled", row["n_seeds"]) == row["n_seeds"]:
+        return f"{row['asymptote_mean']:.3f}"
+    return "n/a (still rising)" if row["slope_mean"] > 0 else "n/a (no fit)"
+
+
 def summary_table(summary_rows):
     """Formats summary rows as a markdown table (3 decimals, test accuracy as mean ± std).
+
+    The asymptote is shown only where every seed's curve levels off (`asymptote_cell`); the
+    last column says how each seed's asymptote was found (`curves.fit_methods`).
 
     Args:
         summary_rows: Rows from `curves.summarize`.
@@ -24,13 +35,14 @@ def summary_table(summary_rows):
         The markdown table as a string (only the header when there are no rows).
     """
     lines = ["| backbone | weights | strategy | labels/class | seeds | test accuracy "
-             "| start | slope | asymptote |",
-             "|---|---|---|---:|---:|---:|---:|---:|---:|"]
+             "| start | slope | asymptote | fit |",
+             "|---|---|---|---:|---:|---:|---:|---:|---:|---|"]
     for row in summary_rows:
         lines.append(
             f"| {row['backbone']} | {row['weights']} | {row['strategy']} | {row['labels_per_class']} "
             f"| {row['n_seeds']} | {row['test_accuracy_mean']:.3f} ± {row['test_accuracy_std']:.3f} "
-            f"| {row['start_mean']:.3f} | {row['slope_mean']:.3f} | {row['asymptote_mean']:.3f} |")
+            f"| {row['start_mean']:.3f} | {row['slope_mean']:.3f} | {asymptote_cell(row)} "
+            f"| {row.get('fit_methods', '')} |")
     return "\n".join(lines)
 
 
@@ -56,8 +68,11 @@ def _comparison_sentence(row, reference, baseline_name, name, opening):
                  else f"starts at the same level as {baseline_name}")
     slope = _compare(row["slope_mean"] - reference["slope_mean"], "/epoch faster", "/epoch slower")
     parts.append(f"improves {slope.replace(' /', '/')} at first" if slope else "improves at the same rate")
-    level = _compare(row["asymptote_mean"] - reference["asymptote_mean"], "higher", "lower")
-    parts.append(f"levels off {level}" if level else "levels off at the same level")
+    if all(r.get("asymptote_levelled", r["n_seeds"]) == r["n_seeds"] for r in (row, reference)):
+        level = _compare(row["asymptote_mean"] - reference["asymptote_mean"], "higher", "lower")
+        parts.append(f"levels off {level}" if level else "levels off at the same level")
+    else:
+        parts.append("has no asymptote to compare (a curve is still rising at the end)")
     test_gap = row["test_accuracy_mean"] - reference["test_accuracy_mean"]
     test = _compare(test_gap, "higher", "lower")
     parts.append(f"ends with {test} test accuracy ({row['test_accuracy_mean']:.2f} vs "
