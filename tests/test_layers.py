@@ -23,7 +23,7 @@ LAYERS = (
     ("training", {"training"}),
     ("analysis and presentation", {"curves", "probes", "plots", "report", "visualize"}),
     ("experiments", {"experiments", "study", "transferability"}),
-    ("entry points", {"profiles", "doctor", "cli", "__main__", "__init__"}),
+    ("entry points", {"profiles", "doctor", "notebook", "cli", "__main__", "__init__"}),
 )
 
 

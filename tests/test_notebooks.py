@@ -45,3 +45,28 @@ def test_the_log_pattern_matches_both_formats():
 def test_stored_outputs_hold_no_tensorflow_log_lines(path):
     for cell in code_cells(path):
         assert not LOG_LINE.search(output_text(cell)), f"{path.name}: run notebooks/tidy_outputs.py on it"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda path: path.stem)
+def test_every_notebook_starts_with_the_setup_helper(path):
+    first = "".join(code_cells(path)[0]["source"])
+    assert first.startswith("from tlhelpers.notebook import setup\n\nsetup(seed=")
+    assert "TF_CPP_MIN_LOG_LEVEL" not in first and "logging.getLogger" not in first
+
+
+def test_setup_quiets_tensorflow_and_seeds(monkeypatch):
+    import logging
+
+    import numpy as np
+
+    from tlhelpers.notebook import setup
+
+    monkeypatch.delenv("TF_CPP_MIN_LOG_LEVEL", raising=False)
+    assert setup(seed=3) == 3
+    first = np.random.rand(3)
+    setup(seed=3)
+    assert np.array_equal(first, np.random.rand(3))
+    import os
+
+    assert os.environ["TF_CPP_MIN_LOG_LEVEL"] == "2"
+    assert logging.getLogger("tensorflow").level == logging.ERROR

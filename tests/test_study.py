@@ -161,3 +161,18 @@ def test_the_readme_table_is_the_stored_study():
     results, pixels, _ = study.load_study(study.STORE)
     readme = (Path(study.STORE).parents[2] / "README.md").read_text()
     assert study.headline_table(results, pixels, 10) in readme
+
+
+def test_decision_table_chooses_on_validation_and_reports_test():
+    # Fine-tuning ends best on validation but scratch is better on test: validation decides.
+    runs = [_run("fine_tune", 10, seed, 0.60, curve=(0.2, 0.5, 0.9)) for seed in (0, 1)]
+    runs += [_run("scratch", 10, seed, 0.70, curve=(0.2, 0.4, 0.5)) for seed in (0, 1)]
+    runs += [_run("feature_extraction", 10, seed, 0.50) for seed in (0, 1)]
+    pixels = {(10, 0): 0.3, (10, 1): 0.32}
+    table = study.decision_table([("few labels", runs, pixels, 10), ("other", runs, {}, 20)], "resnet50")
+    lines = table.splitlines()
+    assert lines[0].startswith("| scenario | labels/class | feature extraction | fine-tuning |")
+    assert lines[2].startswith("| few labels | 10 | 0.500 (")
+    assert "| not run |" in lines[2] and "| 0.310 |" in lines[2]
+    assert lines[2].endswith("| fine-tuning (test 0.600) |")
+    assert lines[3] == "| other | 20 | " + " | ".join(["not run"] * 6) + " | - |"

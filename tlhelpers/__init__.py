@@ -11,7 +11,7 @@ bottom to top: each imports only from its own line or the lines above it.
     curves, probes, plots, report     start / slope / asymptote, figures, tables, results.json
     experiments, study, ...           the experiment runner, transfer against matched controls,
                                       transferability (features copied stage by stage)
-    profiles, doctor, cli             offline / ImageNet profiles, `python -m tlhelpers`
+    profiles, doctor, notebook, cli   offline / ImageNet profiles, the notebooks' setup, `python -m tlhelpers`
 """
 
 __version__ = "0.1.0"

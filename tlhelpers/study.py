@@ -305,6 +305,49 @@ def reading(results, pixels, rows=None):
     return "\n\n".join(paragraphs)
 
 
+DECISION_ARMS = ("feature_extraction", "fine_tune", "scratch", "random_features", "small_cnn")
+
+
+def decision_table(scenarios, backbone):
+    """Markdown decision table: one row per scenario, one column per arm, and the arm chosen on validation.
+
+    Args:
+        scenarios: `[(name, results, pixels, labels_per_class), ...]`, e.g. one study's budgets and
+            other targets' studies.
+        backbone: The backbone of the transfer arms and their controls.
+
+    Each cell is the mean test accuracy over seeds and the mean seconds per run (as measured; a
+    feature-extraction run reuses cached features), or "not run". The chosen arm has the highest
+    mean final validation accuracy; its test accuracy is reported beside it. Pixels (logistic
+    regression, no validation curve) are shown as the floor and never chosen.
+    """
+    from tlhelpers.curves import aggregate
+
+    names = [ARM_NAMES[arm] for arm in DECISION_ARMS]
+    lines = ["| scenario | labels/class | " + " | ".join(names) + " | pixels | chosen on validation |",
+             "|---|---:|" + "---:|" * (len(DECISION_ARMS) + 1) + "---|"]
+    for name, results, pixels, n in scenarios:
+        cells, validation = [], {}
+        for arm in DECISION_ARMS:
+            runs = _by_arm(results, backbone, arm, n)
+            if not runs:
+                cells.append("not run")
+                continue
+            mean = aggregate([r.test_accuracy for r in runs])["mean"]
+            seconds = float(np.mean([r.wall_time_s for r in runs]))
+            cells.append(f"{mean:.3f} ({seconds:.0f} s)")
+            validation[arm] = (float(np.mean([r.history["val_accuracy"][-1] for r in runs])), mean)
+        floor = [value for (budget, _), value in pixels.items() if budget == n]
+        cells.append(f"{np.mean(floor):.3f}" if floor else "not run")
+        if validation:
+            chosen = max(validation, key=lambda arm: validation[arm][0])
+            cells.append(f"{ARM_NAMES[chosen]} (test {validation[chosen][1]:.3f})")
+        else:
+            cells.append("-")
+        lines.append(f"| {name} | {n} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def summary_table(results, pixels):
     """Markdown table: test accuracy mean and 95% interval per backbone, arm and budget."""
     from tlhelpers.curves import aggregate
