@@ -129,3 +129,16 @@ def test_small_cnn_trains_everything():
     sm = models.build_strategy("small_cnn", num_classes=4, image_size=32)
     assert sm.model.output.shape[1:] == (4,)
     assert sm.non_trainable_params == 0 and sm.trainable_params > 50_000
+
+
+@pytest.mark.parametrize("strategy, backbone", [("small_cnn", "resnet50"), ("scratch", "vgg16")])
+def test_augment_puts_random_flips_and_shifts_in_front_in_training_only(strategy, backbone):
+    plain = models.build_strategy(strategy, backbone, None, 5, 32, seed=0, compile=False)
+    augmented = models.build_strategy(strategy, backbone, None, 5, 32, seed=0, augment=True, compile=False)
+    assert "augmentation" not in [layer.name for layer in plain.model.layers]
+    layer = augmented.model.get_layer("augmentation")
+    assert [type(inner).__name__ for inner in layer.layers] == ["RandomFlip", "RandomTranslation"]
+    images = np.random.default_rng(0).uniform(0, 255, (4, 32, 32, 3)).astype("float32")
+    np.testing.assert_array_equal(np.asarray(layer(images, training=False)), images)
+    assert not np.allclose(np.asarray(layer(images, training=True)), images)
+    assert augmented.trainable_params == plain.trainable_params

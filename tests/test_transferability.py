@@ -141,3 +141,13 @@ def test_command_line_refuses_one_seed_and_unknown_arms(capsys, tmp_path, monkey
     with pytest.raises(SystemExit):
         cli.main(["transferability", "--arms", "frozen"])
     assert not (tmp_path / "report-transferability").exists()
+
+
+def test_recheck_recomputes_scratch_and_random_stages_against_the_store(tiny):
+    tasks, _, scratch = tiny
+    stored = scratch + [tr.transfer_run(TINY, tasks, {}, "random_frozen", 5, seed=0)]
+    found = tr.recheck(TINY, tasks, stored, tolerance=0.0)
+    assert [(arm, k) for arm, k, *_ in found] == [("scratch", 0), ("random_frozen", 5)]
+    assert all(within for *_, within in found)
+    shifted = [{**row, "test_accuracy": row["test_accuracy"] + 0.5} for row in stored]
+    assert not any(within for *_, within in tr.recheck(TINY, tasks, shifted, tolerance=0.05))

@@ -150,10 +150,18 @@ def strategy_learning_rate(strategy, backbone="resnet50", learning_rate=None):
     return DEFAULT_LEARNING_RATES[strategy]
 
 
-def build_small_cnn(image_size, num_classes, seed=0, dropout=0.2):
+def augmentation(seed=0):
+    """What `augment=True` puts in front of a model: a random horizontal flip and a random shift
+    of up to 10% of the side in each direction, active only in training (`training=True`)."""
+    return keras.Sequential([keras.layers.RandomFlip("horizontal", seed=seed),
+                             keras.layers.RandomTranslation(0.1, 0.1, seed=seed)], name="augmentation")
+
+
+def build_small_cnn(image_size, num_classes, seed=0, dropout=0.2, augment=False):
     """A small plain CNN (three conv blocks) trained from scratch as a baseline."""
     inputs = keras.Input((*image_size, 3))
-    x = keras.layers.Rescaling(1.0 / 255)(inputs)
+    x = augmentation(seed)(inputs) if augment else inputs
+    x = keras.layers.Rescaling(1.0 / 255)(x)
     for index, filters in enumerate((32, 64, 128)):
         init = keras.initializers.HeUniform(seed=seed + 100 + index)
         x = keras.layers.Conv2D(filters, 3, padding="same", activation="relu", kernel_initializer=init)(x)
@@ -204,7 +212,7 @@ def build_strategy(strategy, backbone="resnet50", weights="embedded", num_classe
     size = check_image_size(spec, image_size)
     rate = strategy_learning_rate(strategy, backbone, learning_rate)
     if strategy == "small_cnn":
-        model, head = build_small_cnn(size, num_classes, seed, dropout)
+        model, head = build_small_cnn(size, num_classes, seed, dropout, augment)
         if compile:
             compile_model(model, rate)
         return StrategyModel(model, None, head, strategy, "A small CNN; every layer trains from random "
@@ -218,8 +226,7 @@ def build_strategy(strategy, backbone="resnet50", weights="embedded", num_classe
     inputs = keras.Input((*size, 3))
     x = inputs
     if augment:
-        x = keras.layers.RandomFlip("horizontal", seed=seed)(x)
-        x = keras.layers.RandomTranslation(0.1, 0.1, seed=seed)(x)
+        x = augmentation(seed)(x)
     if strategy == "scratch":
         features = base(x)
         description = f"{backbone} with random weights; every layer trains."

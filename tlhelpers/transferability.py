@@ -190,8 +190,17 @@ def _train(model, train, validation, test, epochs, config, seed):
             round(time.perf_counter() - started, 2))
 
 
+def scratch_run(config, tasks, seed):
+    """The network trained on B from random weights (k = 0): `(model, result row)`."""
+    model = build_network(config, len(tasks["classes"]["B"]), seed=seed + 1)
+    curve, accuracy, seconds = _train(model, tasks["B"], tasks["B_validation"], tasks["B_test"],
+                                      config.epochs, config, seed)
+    return model, {"arm": "scratch", "k": 0, "seed": seed, "test_accuracy": accuracy, "val_accuracy": curve,
+                   "seconds": seconds}
+
+
 def train_bases(config, tasks, verbose=1):
-    """Base A (on the source pool) and the scratch runs on B, one per seed; base B is scratch's seed 0.
+    """Base A (on the source pool) and the scratch runs on B, one per seed; base B is scratch's first seed.
 
     Returns:
         `(bases, scratch_rows)`: `{"A": model, "B": model}` and one result row per seed.
@@ -206,20 +215,19 @@ def train_bases(config, tasks, verbose=1):
               f"{time.perf_counter() - started:.0f} s", flush=True)
     bases, rows = {"A": base_a}, []
     for seed in config.seeds:
-        model = build_network(config, len(tasks["classes"]["B"]), seed=seed + 1)
-        curve, accuracy, seconds = _train(model, tasks["B"], tasks["B_validation"], tasks["B_test"],
-                                          config.epochs, config, seed)
-        rows.append({"arm": "scratch", "k": 0, "seed": seed, "test_accuracy": accuracy,
-                     "val_accuracy": curve, "seconds": seconds})
-        if seed == config.seeds[0]:
-            bases["B"] = model
+        model, row = scratch_run(config, tasks, seed)
+        rows.append(row)
+        bases.setdefault("B", model)
         if verbose:
-            print(f"scratch seed {seed}: test accuracy {accuracy:.3f} ({seconds:.0f} s)", flush=True)
+            print(f"scratch seed {seed}: test accuracy {row['test_accuracy']:.3f} ({row['seconds']:.0f} s)",
+                  flush=True)
     return bases, rows
 
 
 def transfer_run(config, tasks, bases, arm, k, seed):
-    """One run on B: stages 1..k from `ARMS[arm]`'s base (or random), frozen or trainable; the rest new."""
+    """One run on B: stages 1..k from `ARMS[arm]`'s base (or random), frozen or trainable; the rest new.
+
+    `bases` needs the base the arm copies from (none for `random_frozen`)."""
     copied_from, trainable = ARMS[arm]
     model = build_network(config, len(tasks["classes"]["B"]), seed=seed + 1)
     for stage in range(1, k + 1):
@@ -279,6 +287,18 @@ def difference(rows, config, arm, k, other="scratch", other_k=0):
     """`(mean, low, high)`: paired difference over seeds of `arm` at `k` minus `other` at `other_k`."""
     seeds = config.seeds
     return probes.paired_difference(_accuracies(rows, arm, k, seeds), _accuracies(rows, other, other_k, seeds))
+
+
+def recheck(config, tasks, stored, tolerance):
+    """Recompute the runs that need no base A (scratch and random stages, first seed, largest k)
+    and compare them with `stored`: `[(arm, k, recomputed, stored, within tolerance)]`."""
+    seed, k = config.seeds[0], max(config.stages)
+    found = {(row["arm"], row["k"], row["seed"]): row["test_accuracy"] for row in stored}
+    _, scratch = scratch_run(config, tasks, seed)
+    fresh = [scratch] + ([transfer_run(config, tasks, {}, "random_frozen", k, seed)]
+                         if "random_frozen" in config.arms else [])
+    return [(row["arm"], row["k"], row["test_accuracy"], found[row["arm"], row["k"], seed],
+             abs(row["test_accuracy"] - found[row["arm"], row["k"], seed]) <= tolerance) for row in fresh]
 
 
 def stage_lines(rows, config):
