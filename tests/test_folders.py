@@ -91,3 +91,30 @@ def test_empty_class(tmp_path):
     (tmp_path / "b" / "broken.jpg").write_bytes(b"\xff\xd8 garbage")
     with pytest.raises(DataError, match=r"\['b'\].*no readable image.*1 file"):
         load_image_folder(tmp_path)
+
+
+def test_a_written_folder_reads_back_the_same_images_and_classes(tmp_path):
+    from tlhelpers import datasets, folders
+
+    pool, _ = datasets.load_embedded(datasets.DEFAULT_SOURCE_CLASSES)
+    data = datasets.subsample_per_class(pool, 3, seed=0)
+    root = folders.write_image_folder(data, tmp_path / "mine")
+    assert sorted(p.name for p in root.iterdir()) == sorted(n.replace("/", "-") for n in data.class_names)
+    back, skipped = folders.read_class_folders(root, (28, 28), verbose=False)
+    assert skipped == [] and back.counts().tolist() == [3] * 5
+    first = next(iter(sorted((root / "Coat").iterdir())))
+    image = folders.read_image(first, (28, 28))
+    assert image.shape == (28, 28, 3) and image.dtype == np.uint8
+    coat = data.images[data.labels == data.class_names.index("Coat")][0]
+    np.testing.assert_array_equal(image[..., 0], coat[..., 0])
+
+
+def test_read_image_says_what_is_wrong(tmp_path):
+    from tlhelpers import folders
+    from tlhelpers.errors import DataError
+
+    with pytest.raises(DataError, match="no such file"):
+        folders.read_image(tmp_path / "missing.png")
+    (tmp_path / "notes.png").write_bytes(b"hello")
+    with pytest.raises(DataError, match="not an image: its first bytes"):
+        folders.read_image(tmp_path / "notes.png")

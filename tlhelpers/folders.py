@@ -60,6 +60,39 @@ def _decode(path, image_size):
     return np.clip(np.rint(image.numpy()), 0, 255).astype(np.uint8), None
 
 
+def read_image(path, image_size=(224, 224)):
+    """One image file as a uint8 RGB array of `image_size`, e.g. a new image to predict.
+
+    Raises:
+        DataError: the file is missing or not a readable image, with the reason.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"Received image path {str(path)!r}: no such file.")
+    image, reason = _decode(path, image_size)
+    if image is None:
+        raise DataError(f"Received image file {str(path)!r}: {reason}. Expected a JPEG, PNG, GIF or BMP image.")
+    return image
+
+
+def write_image_folder(data, root):
+    """Write an `ImageSet` as PNG files, `root/<class>/<index>.png` ("/" in a class name becomes "-").
+
+    The layout `load_image_folder` reads: a folder of your own images made from any task.
+
+    Returns:
+        `root` as a `Path`.
+    """
+    import tensorflow as tf
+
+    root = Path(root)
+    for index, (image, label) in enumerate(zip(data.images, data.labels)):
+        folder = root / data.class_names[label].replace("/", "-")
+        folder.mkdir(parents=True, exist_ok=True)
+        tf.io.write_file(str(folder / f"{index:05d}.png"), tf.io.encode_png(np.asarray(image, np.uint8)))
+    return root
+
+
 def read_class_folders(root, image_size=(224, 224), *, class_names=None, verbose=True):
     """Decode every image below `root/<class>/`.
 
