@@ -238,3 +238,13 @@ def test_levelled_and_fit_methods_say_when_a_curve_is_still_rising():
     assert rising.method == "linear_fallback" and not rising.levelled
     assert levelled.levelled
     assert curves.fit_methods([levelled, rising, levelled]) == "linear fallback x1, saturating fit x2"
+
+
+def test_improving_tells_a_rising_curve_from_one_that_wanders():
+    rising = curves.curve_metrics(np.linspace(0.1, 0.7, 9))
+    # A run from scratch that stays at chance with one lucky evaluation: no fit, and not rising.
+    wandering = curves.curve_metrics([0.2, 0.2, 0.2, 0.2, 0.2, 0.2, 0.2, 0.196, 0.2, 0.264, 0.196])
+    falling_loss = curves.curve_metrics(np.linspace(2.0, 1.0, 9), higher_is_better=False, bounds=(0, np.inf))
+    assert rising.improving and not rising.levelled
+    assert not wandering.levelled and not wandering.improving
+    assert falling_loss.improving

@@ -153,3 +153,13 @@ def test_a_still_rising_curve_gets_no_asymptote_in_the_table_or_the_reading():
     assert "| n/a (still rising) | linear fallback x3 |" in table
     assert "| saturating fit x3 |" in table
     assert "has no asymptote to compare" in report.reading(rows)
+
+
+def test_a_wandering_curve_is_no_level_not_still_rising():
+    from conftest import synthetic_run
+
+    noise = [0.2, 0.2, 0.2, 0.2, 0.2, 0.2, 0.2, 0.196, 0.2, 0.264, 0.196]
+    rows = curves.summarize([synthetic_run("scratch", 10, seed, np.array(noise) + 0.001 * seed, 0.2)
+                             for seed in range(3)])
+    assert rows[0]["asymptote_levelled"] == 0 and rows[0]["improving"] == 0
+    assert "| n/a (no level) |" in report.summary_table(rows)

@@ -29,12 +29,13 @@ class CurveMetrics:
     auc: float
     tau: float
     method: str
+    improving: bool = False
 
     @property
     def levelled(self):
         """Whether the curve levels off within the run: the saturating fit (or a flat curve) gives
         the asymptote. Otherwise (`"linear_fallback"`, `"short"`) the asymptote is only the final
-        level, and tables show "n/a (still rising)" instead of it."""
+        level, and tables show "n/a" instead of it: "still rising" when `improving`, else "no level"."""
         return self.method in ("saturating_fit", "flat")
 
 
@@ -95,6 +96,9 @@ def curve_metrics(values, *, higher_is_better=True, bounds=(0.0, 1.0), final_win
       points) of `y(t) = A - (A - y0) * exp(-t / tau)` over `t = 0..T`, with `A` and
       `y0` inside `bounds` and `tau` in `[0.5, 100 * T]` epochs: `slope = (A - y0) / tau`
       is the initial rate of change per epoch and `asymptote = A` (`method="saturating_fit"`).
+    - `improving`: a straight line fitted to the whole curve rises (falls, with
+      `higher_is_better=False`) and its slope differs from zero at the 5% level: for a curve
+      without a fitted level, "still rising" rather than noise around one level.
     - Fallbacks: fewer than 3 values -> `slope` = last difference, `asymptote` = last
       value (`"short"`); curve range below 1e-6 -> `slope = 0`, `asymptote` = mean
       (`"flat"`); failed fit, a fit with a larger squared error than a straight line,
@@ -106,8 +110,8 @@ def curve_metrics(values, *, higher_is_better=True, bounds=(0.0, 1.0), final_win
 
     Args:
         values: Sequence of finite metric values, at least one.
-        higher_is_better: True for accuracy-like metrics, False for losses. Kept
-            for callers; the fit works in both directions, so no number depends on it.
+        higher_is_better: True for accuracy-like metrics, False for losses. The fit works in
+            both directions; only `improving` depends on it.
         bounds: `(lower, upper)` range of the metric; `(0, 1)` for accuracy and
             `(0, inf)` for a loss. `upper` may be `math.inf`.
         final_window: Number of last epochs averaged into `final`, at least 1.
@@ -129,8 +133,6 @@ def curve_metrics(values, *, higher_is_better=True, bounds=(0.0, 1.0), final_win
         raise ValueError(f"`bounds` must be (lower, upper) with finite lower < upper, received {bounds}.")
     if int(final_window) < 1:
         raise ValueError(f"`final_window` must be an integer >= 1, received {final_window}.")
-    del higher_is_better  # Documented for callers; the numbers do not depend on it.
-
     last_epoch = values.size - 1
     initial = float(values[0])
     start = float(values[1]) if values.size > 1 else initial
@@ -163,7 +165,11 @@ def curve_metrics(values, *, higher_is_better=True, bounds=(0.0, 1.0), final_win
             method, asymptote = "linear_fallback", final
             slope = float(np.mean(np.diff(values[: _FALLBACK_EPOCHS + 1])))
     asymptote = float(np.clip(asymptote, lower, upper))
-    return CurveMetrics(initial, start, float(slope), asymptote, final, auc, float(tau), method)
+    improving = False
+    if values.size >= 3 and span > 0:
+        trend = stats.linregress(np.arange(values.size, dtype=float), values)
+        improving = (trend.slope > 0) == bool(higher_is_better) and trend.pvalue < 0.05
+    return CurveMetrics(initial, start, float(slope), asymptote, final, auc, float(tau), method, bool(improving))
 
 
 def run_metrics(result, key="val_accuracy"):
@@ -257,7 +263,8 @@ def summarize(results, key="val_accuracy"):
         One dict per group, in first-seen order, with the group fields, `n_seeds`,
         `wall_time_s_mean`, `<name>_mean/_std/_ci_low/_ci_high` for `name` in
         test_accuracy, initial, start, slope, asymptote, final, auc, `asymptote_levelled`
-        (how many seeds' curves level off, see `CurveMetrics.levelled`) and `fit_methods`.
+        (how many seeds' curves level off, see `CurveMetrics.levelled`), `improving` (how many of
+        the others are still improving at the end) and `fit_methods`.
     """
     groups = {}
     for result in results:
@@ -275,6 +282,7 @@ def summarize(results, key="val_accuracy"):
             for statistic in ("mean", "std", "ci_low", "ci_high"):
                 row[f"{name}_{statistic}"] = stats_of_name[statistic]
         row["asymptote_levelled"] = sum(metric.levelled for metric in metrics)
+        row["improving"] = sum(metric.improving for metric in metrics if not metric.levelled)
         row["fit_methods"] = fit_methods(metrics)
         row["wall_time_s_mean"] = float(np.mean([run.wall_time_s for run in runs]))
         rows.append(row)

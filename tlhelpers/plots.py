@@ -77,7 +77,8 @@ def plot_learning_curves(results, key="val_accuracy", ax=None, mark_metrics=True
     at the start (the first evaluation after the phase begins), a short tangent
     with the fitted initial slope (cut where it reaches the asymptote level), and
     a dashed line at the asymptote, drawn only when every seed's curve levels off
-    ("still rising" is written at the end of the curve otherwise).
+    ("still rising", or "no level" for curves that only wander, is written at the end of
+    the curve otherwise).
     `plot_metric_guide` explains the marks on one curve. A dotted vertical line
     marks where a later phase begins (between epoch `p - 1` and epoch `p` for
     `phase_starts = [p]`).
@@ -120,7 +121,7 @@ def plot_learning_curves(results, key="val_accuracy", ax=None, mark_metrics=True
             bounds = [first for first, _ in per_run[0]][1:] + [length - 1]
             for phase, (first, _) in enumerate(per_run[0]):
                 metrics = [found[phase][1] for found in per_run if len(found) > phase]
-                _mark_metrics(ax, metrics, first, bounds[phase], color, mean[bounds[phase]])
+                _mark_metrics(ax, metrics, first, bounds[phase], color, mean[bounds[phase]], key)
         for run in runs:
             for phase_start in run.phase_starts:
                 phases.setdefault(phase_start - 1, run.strategy)
@@ -143,7 +144,14 @@ def _mean_metrics(metrics):
     return mean, all(m.levelled for m in metrics)
 
 
-def _mark_metrics(ax, metrics, first, last, color, end_value):
+def _unlevelled_words(metrics, key):
+    """What to write where a curve does not level off: still rising (falling, for a loss), or no level."""
+    if any(m.improving for m in metrics if not m.levelled):
+        return "still falling" if "loss" in key else "still rising"
+    return "no level"
+
+
+def _mark_metrics(ax, metrics, first, last, color, end_value, key="val_accuracy"):
     """Draws one phase's start marker, initial-slope tangent and asymptote (epochs `first..last`)."""
     mean, levelled = _mean_metrics(metrics)
     span = last - first
@@ -158,8 +166,8 @@ def _mark_metrics(ax, metrics, first, last, color, end_value):
     if levelled:
         ax.hlines(mean["asymptote"], first, last, color=color, linestyle="--", linewidth=1, alpha=0.6)
     else:
-        ax.annotate("still rising", (last, end_value), xytext=(4, 0), textcoords="offset points",
-                    fontsize=8, color=color, va="center")
+        ax.annotate(_unlevelled_words(metrics, key), (last, end_value), xytext=(4, 0),
+                    textcoords="offset points", fontsize=8, color=color, va="center")
 
 
 def plot_metric_guide(result, key="val_accuracy", ax=None):
@@ -168,7 +176,8 @@ def plot_metric_guide(result, key="val_accuracy", ax=None):
     Draws the curve, the fitted saturating curve `A - (A - y0) exp(-t / tau)` (dotted,
     when the fit is used), and labels the start dot, the tangent and the asymptote
     line with their values and the fit method. When the fit falls back, the
-    asymptote is labelled "n/a (still rising)" and no dashed line is drawn.
+    asymptote is labelled "n/a (still rising)" (or "n/a (no level)" for a curve that only wanders)
+    and no dashed line is drawn.
 
     Returns:
         The Axes drawn on.
@@ -182,15 +191,16 @@ def plot_metric_guide(result, key="val_accuracy", ax=None):
         smooth = np.linspace(0, epochs[-1], 200)
         fitted = metrics.asymptote - (metrics.asymptote - metrics.initial) * np.exp(-smooth / metrics.tau)
         ax.plot(smooth, fitted, color="0.4", linestyle=":", label="fitted saturating curve")
-    _mark_metrics(ax, [metrics], 0, len(values) - 1, "C0", values[-1])
-    notes = [((1, metrics.start), f"start = {metrics.start:.3f}\n(after the first interval)", (10, -28)),
+    _mark_metrics(ax, [metrics], 0, len(values) - 1, "C0", values[-1], key)
+    notes = [((1, metrics.start), f"start = {metrics.start:.3f}\n(after the first interval)", (25, -45)),
              ((0, metrics.initial), f"initial slope = {metrics.slope:.3f} per epoch\n(tangent at epoch 0)",
               (12, 10))]
     if metrics.levelled:
         notes.append(((epochs[-1] * 0.6, metrics.asymptote),
-                      f"asymptote = {metrics.asymptote:.3f}\n(the level the fit approaches)", (0, 8)))
+                      f"asymptote = {metrics.asymptote:.3f}\n(the level the fit approaches)", (0, 14)))
     else:
-        notes.append(((epochs[-1], values[-1]), "asymptote: n/a (still rising)", (-120, -30)))
+        notes.append(((epochs[-1], values[-1]), f"asymptote: n/a ({_unlevelled_words([metrics], key)})",
+                      (-130, -30)))
     for point, text, offset in notes:
         ax.annotate(text, point, xytext=offset, textcoords="offset points", fontsize=8,
                     arrowprops={"arrowstyle": "-", "color": "0.5"})

@@ -16,10 +16,11 @@ _SAME = 0.0005  # Differences that round to 0.000 are reported as "the same".
 
 def asymptote_cell(row):
     """The asymptote of a summary row as a table shows it: the mean when every seed's curve levels
-    off, else "n/a (still rising)" (or "n/a (no fit)" for a falling or too short curve)."""
+    off, else "n/a (still rising)" when a seed's curve that does not level off is still improving
+    at the end, and "n/a (no level)" when such curves only wander (`CurveMetrics.improving`)."""
     if row.get("asymptote_levelled", row["n_seeds"]) == row["n_seeds"]:
         return f"{row['asymptote_mean']:.3f}"
-    return "n/a (still rising)" if row["slope_mean"] > 0 else "n/a (no fit)"
+    return "n/a (still rising)" if row.get("improving", 0) else "n/a (no level)"
 
 
 def summary_table(summary_rows):
@@ -72,7 +73,7 @@ def _comparison_sentence(row, reference, baseline_name, name, opening):
         level = _compare(row["asymptote_mean"] - reference["asymptote_mean"], "higher", "lower")
         parts.append(f"levels off {level}" if level else "levels off at the same level")
     else:
-        parts.append("has no asymptote to compare (a curve is still rising at the end)")
+        parts.append("has no asymptote to compare (a curve does not level off within the run)")
     test_gap = row["test_accuracy_mean"] - reference["test_accuracy_mean"]
     test = _compare(test_gap, "higher", "lower")
     parts.append(f"ends with {test} test accuracy ({row['test_accuracy_mean']:.2f} vs "
