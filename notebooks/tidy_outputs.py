@@ -1,4 +1,4 @@
-"""Drop TensorFlow's C++ log lines from stored notebook outputs.
+"""Drop TensorFlow's C++ log lines and Python warnings from stored notebook outputs.
 
 TensorFlow writes timestamped start-up and runtime logs straight to the
 process's stderr, where no Python setting reaches them. They carry no
@@ -11,7 +11,7 @@ import sys
 
 import nbformat
 
-LOG_LINE = re.compile(r"^([IWEF]\d{4} \d\d:\d\d:\d+\.\d+|WARNING: All log messages before absl)")
+LOG_LINE = re.compile(r"^([IWEF]\d{4} \d\d:\d\d:\d+\.\d+|WARNING: All log messages before absl|WARNING:tensorflow:)")
 
 
 def tidy(path):
@@ -19,7 +19,8 @@ def tidy(path):
     for cell in notebook.cells:
         outputs = []
         for output in cell.get("outputs", []):
-            if output.output_type == "stream" and output.name == "stderr":
+            # C++ logs go to stderr; TensorFlow's Python warnings can reach stdout in Jupyter.
+            if output.output_type == "stream":
                 kept = [line for line in output.text.splitlines(keepends=True) if not LOG_LINE.match(line)]
                 if not "".join(kept).strip():
                     continue

@@ -16,6 +16,7 @@ import threading
 import time
 import zipfile
 
+import numpy as np
 import pytest
 
 from conftest import write_png
@@ -403,7 +404,10 @@ def test_doctor_reports_caches_and_profiles(keras_dir, cache_dir, tmp_path, tiny
     assert any(line.split()[:3] == ["vgg16", "wrong", "md5"] for line in lines)
     assert any(line.split()[:2] == ["flowers", "missing"] for line in lines)
     imagenet = next(line for line in lines if line.split()[0] == "imagenet")
-    assert "NOT READY" in imagenet and "vgg16" in imagenet and "resnet50" not in imagenet
+    assert "NOT READY" in imagenet and backbones.BACKBONES["vgg16"].imagenet_file in imagenet
+    assert tiny_backbone.imagenet_file not in imagenet
+    # The files notebook 1 needs in the ImageNet profile are listed too.
+    assert tiny_backbone.imagenet_top_file in imagenet and downloads.CLASS_INDEX_FILE in imagenet
     assert "weights add" in imagenet
     assert next(line for line in lines if line.split()[0] == "offline").split()[1] == "ready:"
     monkeypatch.setenv(downloads.MIRROR_ENV, "file:///srv/course/")
@@ -460,3 +464,53 @@ def test_imagenet_profile_loads_its_photo_dataset_through_the_mirror(keras_dir, 
     assert pool.images.shape[1:] == (48, 48, 3) and len(pool) + len(test) == 12
     offline_pool, _ = profiles.load_target_task(profiles.get_profile("offline"))
     assert offline_pool.class_names == ("Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
+
+
+# --- the ImageNet classifier and class index (stand-ins from a mirror on 127.0.0.1) -------------
+
+
+def test_imagenet_classifier_and_class_index_come_from_the_mirror(server, keras_dir, tmp_path, monkeypatch):
+    import imagenet_standins
+
+    spec = backbones.BACKBONES["resnet50"]
+    weights = imagenet_standins.weights_file(tmp_path, spec, include_top=True)
+    index = imagenet_standins.class_index(tmp_path)
+    server.files["/m/" + spec.imagenet_top_file] = weights.read_bytes()
+    server.files["/m/" + downloads.CLASS_INDEX_FILE] = index.read_bytes()
+    monkeypatch.setitem(backbones.BACKBONES, "resnet50",
+                        dataclasses.replace(spec, imagenet_top_md5=imagenet_standins.md5(weights)))
+    monkeypatch.setattr(downloads, "CLASS_INDEX_MD5", imagenet_standins.md5(index))
+    monkeypatch.setenv(downloads.MIRROR_ENV, server.url + "/m")
+    model = backbones.imagenet_classifier("resnet50")
+    assert model.output.shape[1:] == (1000,)
+    assert (keras_dir / "models" / spec.imagenet_top_file).is_file()
+    probabilities = np.zeros((2, 1000))
+    probabilities[0, 7], probabilities[1, 999] = 0.9, 0.6
+    decoded = backbones.decode_imagenet(probabilities, top=2)
+    assert decoded[0][0] == ("n00000007", "standin_7", 0.9) and decoded[1][0][1] == "standin_999"
+    assert len(decoded[0]) == 2
+    assert server.requests.count("/m/" + downloads.CLASS_INDEX_FILE) == 1
+    backbones.decode_imagenet(probabilities)  # cached: no second request
+    assert server.requests.count("/m/" + downloads.CLASS_INDEX_FILE) == 1
+    with pytest.raises(ValueError, match=r"Expected \(images, 1000\)"):
+        backbones.decode_imagenet(np.zeros((2, 10)))
+
+
+def test_offline_without_the_classifier_weights_says_which_file(keras_dir, monkeypatch, closed_url):
+    monkeypatch.setenv(downloads.MIRROR_ENV, closed_url)
+    with pytest.raises(errors.WeightsUnavailableError, match="resnet50_weights_tf_dim_ordering_tf_kernels.h5"):
+        backbones.imagenet_classifier("resnet50")
+    with pytest.raises(errors.DownloadError, match="imagenet_class_index.json"):
+        backbones.decode_imagenet(np.zeros((1, 1000)))
+    assert cache_entries(keras_dir) in ([], ["models"])
+
+
+def test_weights_add_knows_the_classifier_weights_and_the_class_index(keras_dir, tmp_path, monkeypatch, capsys):
+    index = tmp_path / "downloaded.json"
+    index.write_text("{}")
+    monkeypatch.setattr(downloads, "CLASS_INDEX_MD5", md5(index.read_bytes()))
+    assert cli.main(["weights", "add", str(index)]) == 0
+    assert "ImageNet's class index" in capsys.readouterr().out
+    assert (keras_dir / "models" / downloads.CLASS_INDEX_FILE).read_text() == "{}"
+    names = [name for _, name, _ in downloads.model_files()]
+    assert "resnet50_weights_tf_dim_ordering_tf_kernels.h5" in names and "vgg16_weights_tf_dim_ordering_tf_kernels.h5" in names

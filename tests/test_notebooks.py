@@ -12,7 +12,8 @@ import pytest
 NOTEBOOKS = sorted((Path(__file__).resolve().parent.parent / "notebooks").glob("*.ipynb"))
 TAGS = {"nbval-check-output", "nbval-ignore-output"}
 # TensorFlow's C++ log lines (absl format), which `notebooks/tidy_outputs.py` strips.
-LOG_LINE = re.compile(r"^([IWEF]\d{4} \d\d:\d\d:\d+\.\d+ |WARNING: All log messages before absl)", re.MULTILINE)
+LOG_LINE = re.compile(r"^([IWEF]\d{4} \d\d:\d\d:\d+\.\d+ |WARNING: All log messages before absl|WARNING:tensorflow:)",
+                      re.MULTILINE)
 
 
 def code_cells(path):
@@ -38,6 +39,7 @@ def test_markers_are_tags_and_every_check_prints(path):
 def test_the_log_pattern_matches_both_formats():
     assert LOG_LINE.search("x\nI0000 00:00:1796137161.318494   23200 port.cc:153] oneDNN custom operations")
     assert LOG_LINE.search("W1201 12:03:04.123456 1 cpu.cc:1] slow")
+    assert LOG_LINE.search("WARNING:tensorflow:5 out of the last 35 calls to <function ...> triggered tf.function retracing.")
     assert not LOG_LINE.search("Epoch 1/3 I0000 is not at the start of a line")
 
 

@@ -9,8 +9,11 @@ The registry itself (`get_backbone`, `BACKBONES`, `check_image_size`) lives in
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
+
+import numpy as np
 
 from tlhelpers import hub, paths, source_models
 from tlhelpers.errors import DownloadError, WeightsUnavailableError
@@ -90,6 +93,43 @@ def weights_file_version(name, weights, **embedded_options):
     else:
         path = Path(weights)
     return source_models.file_version(path) if path.is_file() else None
+
+
+def imagenet_classifier(name):
+    """The whole ImageNet model of a registry backbone, with its 1,000-class classifier (224x224).
+
+    The weights file is fetched through `downloads` like the no-top one: hash-checked, from
+    `$TLHELPERS_MIRROR` when set, into the Keras cache.
+
+    Raises:
+        WeightsUnavailableError: not cached and not downloadable, naming the file.
+    """
+    from tlhelpers.downloads import fetch_imagenet_weights
+
+    spec = get_backbone(name)
+    try:
+        path = fetch_imagenet_weights(spec.name, cache_dir=paths.keras_cache_dir().parent, include_top=True)
+    except DownloadError as error:
+        raise WeightsUnavailableError(str(error)) from None
+    return spec.builder(include_top=True, weights=str(path))
+
+
+def decode_imagenet(probabilities, top=1):
+    """ImageNet class names of a classifier's outputs: per image, `top` `(wordnet id, name,
+    probability)` tuples, best first (what `keras.applications.imagenet_utils.decode_predictions`
+    returns, with the class index fetched through `downloads`).
+
+    Raises:
+        DownloadError: the class index is neither cached nor downloadable.
+        ValueError: `probabilities` is not `(images, 1000)`.
+    """
+    from tlhelpers.downloads import fetch_class_index
+
+    probabilities = np.asarray(probabilities)
+    if probabilities.ndim != 2 or probabilities.shape[1] != 1000:
+        raise ValueError(f"Received probabilities of shape {probabilities.shape}. Expected (images, 1000).")
+    index = json.loads(fetch_class_index(cache_dir=paths.keras_cache_dir().parent).read_text())
+    return [[(*index[str(i)], float(row[i])) for i in np.argsort(row)[::-1][:top]] for row in probabilities]
 
 
 def _build_imagenet(spec, input_shape, pooling):

@@ -216,8 +216,9 @@ def _fetch_downloads(config):
 def command_weights(args):
     from tlhelpers.downloads import add_weights_file
 
-    name, path = add_weights_file(args.file)
-    print(f"Installed the ImageNet weights of {name} (md5 checked) at {path}")
+    owner, path = add_weights_file(args.file)
+    what = "ImageNet's class index" if owner == "class index" else f"the ImageNet weights of {owner}"
+    print(f"Installed {what} (md5 checked) at {path}")
     return 0
 
 

@@ -65,12 +65,12 @@ def collect_status(keras_dir=None, tlhelpers_dir=None, probe=True):
     except ValueError as error:
         mirror, mirror_usable = f"invalid: {error}", False
     weights = {}
-    for name, spec in registry.BACKBONES.items():
-        path = downloads.keras_home(keras_dir) / "models" / spec.imagenet_file
+    for owner, file_name, md5 in downloads.model_files():
+        path = downloads.keras_home(keras_dir) / "models" / file_name
         state = "missing"
         if path.is_file():
-            state = "cached" if downloads.check_file(path, spec.imagenet_md5) is None else "wrong md5"
-        weights[name] = {"file": spec.imagenet_file, "path": str(path), "state": state}
+            state = "cached" if downloads.check_file(path, md5) is None else "wrong md5"
+        weights[file_name] = {"owner": owner, "file": file_name, "path": str(path), "state": state}
     photo_status = {}
     for name, spec in photos.PHOTO_DATASETS.items():
         folder = photos.cached_photo_dataset(name, keras_dir)
@@ -88,11 +88,11 @@ def collect_status(keras_dir=None, tlhelpers_dir=None, probe=True):
     else:
         offline = (True, "embedded data and shipped source models present: nothing is trained on first use")
     if not missing_weights:
-        imagenet = (True, "ImageNet weights of every backbone cached")
+        imagenet = (True, "ImageNet weights of every backbone and the class index cached")
     elif online or mirror_usable:
-        imagenet = (True, f"weights of {', '.join(missing_weights)} will be downloaded on first use")
+        imagenet = (True, f"{', '.join(missing_weights)} will be downloaded on first use")
     else:
-        imagenet = (False, f"weights of {', '.join(missing_weights)} not cached and no download "
+        imagenet = (False, f"{', '.join(missing_weights)} not cached and no download "
                            f"host reachable: run `tlhelpers weights add FILE` or set "
                            f"{downloads.MIRROR_ENV}")
     profiles = {"offline": offline, "imagenet": imagenet}
@@ -109,8 +109,8 @@ def format_status(status):
              f"tlhelpers cache:  {status['tlhelpers_cache']}",
              f"Mirror ({downloads.MIRROR_ENV}): {status['mirror'] or 'not set'}",
              f"Download host reachable: {online}",
-             "ImageNet weights (no top):"]
-    lines += [f"  {name:<13} {item['state']:<9} {item['file']}" for name, item in status["weights"].items()]
+             "ImageNet files (weights without and with the classifier, class index):"]
+    lines += [f"  {item['owner']:<13} {item['state']:<9} {item['file']}" for item in status["weights"].values()]
     lines.append("Photo datasets:")
     lines += [f"  {name:<13} {item['state']:<9} {item['archive']} ({item['size'] / 1e6:.1f} MB)"
               for name, item in status["photos"].items()]

@@ -281,8 +281,26 @@ def fetch(fname, origins, *, file_hash=None, size=None, cache_subdir="datasets",
     )
 
 
-def fetch_imagenet_weights(backbone, cache_dir=None, timeout=TIMEOUT_SECONDS):
-    """Fetch a registry backbone's no-top ImageNet weights into the Keras `models/` cache.
+# ImageNet's class names by output index, which `decode_predictions` needs
+# (keras/src/applications/imagenet_utils.py CLASS_INDEX_PATH and its file_hash, Keras 3.15).
+CLASS_INDEX_FILE = "imagenet_class_index.json"
+CLASS_INDEX_URL = "https://storage.googleapis.com/download.tensorflow.org/data/" + CLASS_INDEX_FILE
+CLASS_INDEX_MD5 = "c2c37ea517e94d9795004a39431a14cb"
+
+
+def fetch_class_index(cache_dir=None, timeout=TIMEOUT_SECONDS):
+    """Fetch ImageNet's class index (`imagenet_class_index.json`) into the Keras `models/` cache.
+
+    Raises:
+        DownloadError: not cached and not downloadable.
+    """
+    return fetch(CLASS_INDEX_FILE, [CLASS_INDEX_URL], file_hash=CLASS_INDEX_MD5, cache_subdir="models",
+                 cache_dir=cache_dir, what="ImageNet's class index", add_command=None, timeout=timeout)
+
+
+def fetch_imagenet_weights(backbone, cache_dir=None, timeout=TIMEOUT_SECONDS, include_top=False):
+    """Fetch a registry backbone's ImageNet weights into the Keras `models/` cache: the no-top
+    file, or with `include_top` the file with the 1,000-class classifier.
 
     Returns:
         Path of the weights file (named as `keras.applications` expects it).
@@ -295,37 +313,49 @@ def fetch_imagenet_weights(backbone, cache_dir=None, timeout=TIMEOUT_SECONDS):
     if spec.name not in IMAGENET_BASE_URLS:
         raise ValueError(f"Received backbone={backbone!r}, which has no Keras ImageNet weights file. "
                          f"Expected one of: {', '.join(IMAGENET_BASE_URLS)}.")
-    return fetch(spec.imagenet_file, [IMAGENET_BASE_URLS[spec.name] + spec.imagenet_file],
-                 file_hash=spec.imagenet_md5, cache_subdir="models", cache_dir=cache_dir,
-                 what=f"the ImageNet weights of {spec.name}",
-                 add_command=f"weights add {spec.imagenet_file}", timeout=timeout)
+    name, md5 = (spec.imagenet_top_file, spec.imagenet_top_md5) if include_top else (spec.imagenet_file,
+                                                                                   spec.imagenet_md5)
+    return fetch(name, [IMAGENET_BASE_URLS[spec.name] + name], file_hash=md5, cache_subdir="models",
+                 cache_dir=cache_dir, what=f"the ImageNet weights of {spec.name}"
+                 + (" with its classifier" if include_top else ""),
+                 add_command=f"weights add {name}", timeout=timeout)
+
+
+def model_files():
+    """Every file the ImageNet profile may need in the Keras `models/` cache:
+    `[(owner, file name, md5)]`, owner a backbone name or `"class index"`."""
+    found = []
+    for spec in BACKBONES.values():
+        found += [(spec.name, name, md5) for name, md5 in ((spec.imagenet_file, spec.imagenet_md5),
+                                                           (spec.imagenet_top_file, spec.imagenet_top_md5)) if name]
+    return found + [("class index", CLASS_INDEX_FILE, CLASS_INDEX_MD5)]
 
 
 def add_weights_file(path, cache_dir=None):
-    """Install a no-top ImageNet weights file, recognised by its name or its md5.
+    """Install an ImageNet weights file (no-top or with its classifier) or the class index,
+    recognised by its name or its md5.
 
     Returns:
-        `(backbone_name, cached_path)`.
+        `(owner, cached_path)`: the backbone name, or `"class index"`.
 
     Raises:
-        ValueError: the file is no registry backbone's no-top ImageNet weights
-            (the message gives the expected and the actual md5).
+        ValueError: the file is none of `model_files()` (the message gives the expected and
+            the actual md5).
     """
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"Received {str(path)!r}, which is not a file.")
-    by_name = [spec for spec in BACKBONES.values() if spec.imagenet_file == path.name]
+    known = model_files()
     actual = file_digest(path, "md5")
-    by_hash = [spec for spec in BACKBONES.values() if spec.imagenet_md5 == actual]
+    by_name = [entry for entry in known if entry[1] == path.name]
+    by_hash = [entry for entry in known if entry[2] == actual]
     if by_name and not by_hash:
-        spec = by_name[0]
-        raise ValueError(f"Refused {path.name}: md5 is {actual}, expected {spec.imagenet_md5} "
-                         f"for {spec.name}. The file is damaged or another version; nothing was copied.")
+        owner, name, md5 = by_name[0]
+        raise ValueError(f"Refused {path.name}: md5 is {actual}, expected {md5} for {owner}. "
+                         "The file is damaged or another version; nothing was copied.")
     if not by_hash:
-        expected = ", ".join(f"{spec.name}: {spec.imagenet_file} (md5 {spec.imagenet_md5})"
-                             for spec in BACKBONES.values())
-        raise ValueError(f"Refused {path.name} (md5 {actual}): not the no-top ImageNet weights of a "
-                         f"registry backbone. Expected one of: {expected}.")
-    spec = by_hash[0]
-    return spec.name, install_file(path, spec.imagenet_file, "models", spec.imagenet_md5,
-                                   cache_dir=cache_dir)
+        expected = ", ".join(f"{owner}: {name} (md5 {md5})" for owner, name, md5 in known)
+        raise ValueError(f"Refused {path.name} (md5 {actual}): not an ImageNet weights file of a registry "
+                         f"backbone nor the class index. Expected one of: {expected}.")
+    owner, name, md5 = by_hash[0]
+    return owner, install_file(path, name, "models", md5, cache_dir=cache_dir)

@@ -19,8 +19,11 @@ def setup(seed=0):
         The seed, so that a notebook can print or reuse it.
     """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    logging.getLogger("tensorflow").setLevel(logging.ERROR)
-    from tlhelpers.runtime import set_seed  # imports TensorFlow: after the log level is set
+    import tensorflow as tf  # after the C++ log level is set
 
+    from tlhelpers.runtime import set_seed
+
+    # TensorFlow configures its Python logger when it is first asked for: ask for it, then quiet it.
+    tf.get_logger().setLevel(logging.ERROR)
     set_seed(seed)
     return seed

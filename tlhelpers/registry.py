@@ -32,6 +32,8 @@ class BackboneSpec:
         stage_ends: Names of the layers where stage 1, 2, ... ends.
         imagenet_file: File name of the no-top ImageNet weights in the Keras cache.
         imagenet_md5: Its md5, as published with Keras.
+        imagenet_top_file: File name of the ImageNet weights with the 1,000-class classifier.
+        imagenet_top_md5: Its md5, as published with Keras.
         scratch_learning_rate: Adam learning rate that trains it from random weights.
         hub_handle: For `"hub:<handle-or-path>"` backbones (see `tlhelpers.hub`):
             the TF-Hub handle or SavedModel folder; None for Keras applications.
@@ -47,6 +49,8 @@ class BackboneSpec:
     imagenet_md5: str
     scratch_learning_rate: float
     hub_handle: str | None = None
+    imagenet_top_file: str = ""
+    imagenet_top_md5: str = ""
 
     @property
     def num_stages(self):
@@ -65,6 +69,9 @@ BACKBONES = {
         imagenet_file="resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5",
         imagenet_md5="4d473c1dd8becc155b73f8504c6f6626",
         scratch_learning_rate=1e-3,
+        # keras/src/applications/resnet.py WEIGHTS_HASHES["resnet50"] (Keras 3.15).
+        imagenet_top_file="resnet50_weights_tf_dim_ordering_tf_kernels.h5",
+        imagenet_top_md5="2cb95161c43110f7111970584f804107",
     ),
     "vgg16": BackboneSpec(
         name="vgg16",
@@ -77,6 +84,9 @@ BACKBONES = {
         imagenet_md5="6d6bbae143d832006294945121d1f1fc",
         # With Adam 1e-3 VGG16 (no BatchNormalization) stays at chance from scratch.
         scratch_learning_rate=1e-4,
+        # keras/src/applications/vgg16.py, the `file_hash` of WEIGHTS_PATH (Keras 3.15).
+        imagenet_top_file="vgg16_weights_tf_dim_ordering_tf_kernels.h5",
+        imagenet_top_md5="64373286793e3c8b2b4e3219cbf3544b",
     ),
 }
 

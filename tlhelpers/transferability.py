@@ -381,7 +381,12 @@ def orderings(rows, config):
         values = difference(rows, config, "transfer_frozen", last, "selffer_frozen", last)
         add("frozen copies of another task's stages do worse than the task's own at the top",
             f"AnB minus BnB at k={last}: {interval(values)}, {_verdict(*values[1:])}", values[2] < 0)
-    add("a dissimilar source falls much further", "not run here: both tasks are garments", None)
+    if "selffer_frozen" in config.arms:
+        inner = [k for k in config.stages if k not in (min(config.stages), max(config.stages))]
+        dips = [k for k in inner if difference(rows, config, "selffer_frozen", k)[2] < 0]
+        add("frozen copies of the task's own stages dip in the middle (co-adaptation)",
+            f"BnB minus scratch is lower at k in {dips or 'none'} of the middle k {inner}", bool(dips))
+    add("a dissimilar source falls much further", "Both tasks are garments; no dissimilar pair was run", None)
     return found
 
 
