@@ -1,0 +1,162 @@
+"""Every notebook, executed end to end in the ImageNet profile, against a mirror on 127.0.0.1.
+
+The mirror serves stand-ins with the real file names and layouts (`imagenet_standins`): the
+ImageNet weights files of the Keras architectures (random weights), ImageNet's class index, a
+small generated flower-photo archive and a TF-Hub feature vector (a compressed SavedModel).
+Only this test knows their hashes: a first cell injected into each notebook puts them into the
+registry. A second injected cell, after the parameters cell, shrinks the budgets so that each
+notebook runs in a minute or two. Nothing is mocked: every file comes over HTTP through the
+package's downloads (or, for the TF-Hub model, through `tensorflow_hub`'s own resolver), and
+a notebook that downloads anything else fails, because nothing else is reachable.
+"""
+
+import http.server
+import io
+import tarfile
+import threading
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+
+import imagenet_standins
+from tlhelpers import downloads, photos, registry
+
+NOTEBOOKS = sorted((Path(__file__).resolve().parent.parent / "notebooks").glob("*.ipynb"))
+IMAGE_SIZE = 32  # the profile's 224 would take an hour per notebook on a CPU
+PHOTOS_PER_CLASS = 40
+HUB_PATH = "/hub/feature-vector"
+
+# Budgets small enough for minutes, large enough for every split and cell of each notebook.
+SMALL = "LABELS_PER_CLASS = 3\nVALIDATION_PER_CLASS = 2\nTEST_PER_CLASS = 4\n"
+OVERRIDES = {
+    "01_source_models": "PROBE_PER_CLASS = 10\n",
+    "02_feature_extraction": SMALL + "EPOCHS = 2\nSEEDS = (0, 1)\n",
+    "03_fine_tuning": SMALL + "EPOCHS = 2\nHEAD_EPOCHS = 1\nFREEZE_STAGES = [3, 4]\nLEARNING_RATES = [1e-4, 1e-2]\n",
+    "04_from_scratch": SMALL + "EPOCHS = 1\nAUGMENT_SEEDS = (0, 1)\nAUGMENT_EPOCHS = 1\n",
+    "05_learning_curves": ("SEEDS = (0, 1)\nSCENARIO_SEEDS = (0, 1)\nBUDGETS = (2, 4)\nSCENARIO_BUDGETS = (2, 4)\n"
+                           "STEPS = 4\nEVAL_EVERY = 2\nVALIDATION_PER_CLASS = 2\nTEST_PER_CLASS = 4\n"),
+    "06_tfhub_backbones": SMALL + "EPOCHS = 2\nFINE_TUNE_EPOCHS = 2\nHEAD_EPOCHS = 1\nONLINE_HANDLE = {hub!r}\n",
+    "07_layer_transferability": "",
+}
+
+
+class Mirror:
+    """A web server on 127.0.0.1 that serves a folder and records every path asked for."""
+
+    def __init__(self, folder, routes):
+        self.requests = []
+        mirror = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                path = self.path.split("?")[0]
+                mirror.requests.append(path)
+                file = routes.get(path) or folder / path.lstrip("/")
+                if not file.is_file():
+                    self.send_error(404)
+                    return
+                data = file.read_bytes()
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+
+def _hub_archive(folder):
+    """A TF-Hub feature vector (a ResNet50 base with random weights) as the compressed archive
+    that `tensorflow_hub` downloads for an http(s) handle."""
+    from tlhelpers.backbones import build_base
+    from tlhelpers.hub_export import export_feature_vector
+
+    exported = export_feature_vector(build_base("resnet50", None, IMAGE_SIZE, pooling="avg"), folder / "hub")
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
+        for path in sorted(exported.rglob("*")):
+            archive.add(path, arcname=str(path.relative_to(exported)), recursive=False)
+    path = folder / "feature-vector.tar.gz"
+    path.write_bytes(buffer.getvalue())
+    return path
+
+
+@pytest.fixture(scope="module")
+def mirror(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("mirror")
+    weights = {name: {top: imagenet_standins.md5(imagenet_standins.weights_file(folder, spec, top))
+                      for top in (False, True) if (name, top) != ("vgg16", True)}
+               for name, spec in registry.BACKBONES.items()}
+    index = imagenet_standins.class_index(folder)
+    flowers = photos.PHOTO_DATASETS["flowers"]
+    archive, counts = imagenet_standins.photo_archive(folder, flowers, PHOTOS_PER_CLASS)
+    server = Mirror(folder, {HUB_PATH: _hub_archive(folder)})
+    lines = ["# Injected by tests/test_imagenet_profile.py: the stand-ins' hashes and a small image size.",
+             "import dataclasses",
+             "from tlhelpers import downloads, photos, profiles, registry"]
+    for name, md5s in weights.items():
+        lines.append(f"registry.BACKBONES[{name!r}] = dataclasses.replace(registry.BACKBONES[{name!r}], "
+                     f"imagenet_md5={md5s[False]!r}, imagenet_top_md5={md5s.get(True, '')!r})")
+    lines += [f"downloads.CLASS_INDEX_MD5 = {imagenet_standins.md5(index)!r}",
+              f"photos.PHOTO_DATASETS['flowers'] = dataclasses.replace(photos.PHOTO_DATASETS['flowers'], "
+              f"sha256={imagenet_standins.sha256(archive)!r}, size={archive.stat().st_size}, "
+              f"images_per_class={counts!r})",
+              f"profiles.PROFILES['imagenet'] = {{**profiles.PROFILES['imagenet'], 'image_size': {IMAGE_SIZE}}}"]
+    server.injected = "\n".join(lines)
+    yield server
+    server.httpd.shutdown()
+    server.httpd.server_close()
+
+
+def _prepared(path, mirror):
+    """The notebook with the injected cells: hashes first, smaller budgets after the parameters."""
+    notebook = nbformat.read(path, as_version=4)
+    cells = notebook.cells
+    at = next(i for i, cell in enumerate(cells) if "parameters" in cell.metadata.get("tags", []))
+    overrides = OVERRIDES[path.stem].format(hub=mirror.url + HUB_PATH)
+    cells.insert(at + 1, nbformat.v4.new_code_cell("# Injected by the test: small budgets.\n" + overrides))
+    cells.insert(0, nbformat.v4.new_code_cell(mirror.injected))
+    return notebook
+
+
+def _printed(notebook):
+    return ["".join(output.get("text", "")) for cell in notebook.cells if cell.cell_type == "code"
+            for output in cell.get("outputs", []) if output.get("output_type") == "stream"]
+
+
+def test_every_notebook_has_overrides_for_this_test():
+    assert sorted(OVERRIDES) == sorted(path.stem for path in NOTEBOOKS)
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda path: path.stem)
+def test_notebook_runs_end_to_end_in_the_imagenet_profile(path, mirror, tmp_path, monkeypatch):
+    monkeypatch.setenv("TLHELPERS_PROFILE", "imagenet")
+    monkeypatch.setenv(downloads.MIRROR_ENV, mirror.url)
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
+    monkeypatch.setenv("TLHELPERS_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("TFHUB_CACHE_DIR", str(tmp_path / "tfhub"))
+    monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "3")
+    notebook = _prepared(path, mirror)
+    before = len(mirror.requests)
+    NotebookClient(notebook, timeout=600, kernel_name="python3",
+                   resources={"metadata": {"path": str(path.parent)}}).execute()
+    asked = set(mirror.requests[before:])
+    printed = "\n".join(_printed(notebook))
+    flowers = photos.PHOTO_DATASETS["flowers"]
+    if path.stem != "07_layer_transferability":
+        # Every notebook but 7 (which needs no download) trains on the profile's flower photos.
+        assert "/" + flowers.archive in asked, sorted(asked)
+    if path.stem == "01_source_models":
+        spec = registry.BACKBONES["resnet50"]
+        assert {"/" + spec.imagenet_top_file, "/" + downloads.CLASS_INDEX_FILE} <= asked
+        assert "imagenet profile, target task 'flowers'" in printed and "daisy" in printed
+    if path.stem in ("02_feature_extraction", "03_fine_tuning"):
+        assert "/" + registry.BACKBONES["resnet50"].imagenet_file in asked
+    if path.stem == "06_tfhub_backbones":
+        assert HUB_PATH in asked
