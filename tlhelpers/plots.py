@@ -192,7 +192,10 @@ def plot_metric_guide(result, key="val_accuracy", ax=None):
         fitted = metrics.asymptote - (metrics.asymptote - metrics.initial) * np.exp(-smooth / metrics.tau)
         ax.plot(smooth, fitted, color="0.4", linestyle=":", label="fitted saturating curve")
     _mark_metrics(ax, [metrics], 0, len(values) - 1, "C0", values[-1], key)
-    notes = [((1, metrics.start), f"start = {metrics.start:.3f}\n(after the first interval)", (25, -45)),
+    low, high = ax.get_ylim()
+    # Below the start dot when there is room, else above it.
+    start_offset = (25, -45) if metrics.start > low + 0.35 * (high - low) else (25, 25)
+    notes = [((1, metrics.start), f"start = {metrics.start:.3f}\n(after the first interval)", start_offset),
              ((0, metrics.initial), f"initial slope = {metrics.slope:.3f} per epoch\n(tangent at epoch 0)",
               (12, 10))]
     if metrics.levelled:
