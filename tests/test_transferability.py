@@ -86,16 +86,16 @@ def test_reading_says_which_published_orderings_are_reproduced():
         values["selffer_fine_tuned", k] = [0.70, 0.72, 0.71]
         values["random_frozen", k] = [0.65, 0.66, 0.64] if k == 1 else [0.40, 0.42, 0.41]
     found = {o["ordering"]: o for o in tr.orderings(_rows(values), SEEDS3)}
-    assert found["frozen transfer falls with depth"]["reproduced"] is True
-    assert "-0.150" in found["frozen transfer falls with depth"]["measured"]
+    assert found["frozen transfer is lower at the deepest stage than at the first"]["reproduced"] is True
+    assert "-0.150" in found["frozen transfer is lower at the deepest stage than at the first"]["measured"]
     assert found["fine-tuned transfer stays at or above its base (B from scratch)"]["reproduced"] is True
     assert found["random frozen stages collapse"]["reproduced"] is True
     assert found["a dissimilar source falls much further"]["reproduced"] is None
     # Flip the first ordering: frozen transfer now rises with depth, and the reading says so.
     values["transfer_frozen", 5] = [0.80, 0.81, 0.79]
     found = {o["ordering"]: o for o in tr.orderings(_rows(values), SEEDS3)}
-    assert found["frozen transfer falls with depth"]["reproduced"] is False
-    assert "higher" in found["frozen transfer falls with depth"]["measured"]
+    assert found["frozen transfer is lower at the deepest stage than at the first"]["reproduced"] is False
+    assert "higher" in found["frozen transfer is lower at the deepest stage than at the first"]["measured"]
     text = tr.reading(_rows(values), SEEDS3)
     assert "not reproduced" in text and "not tested" in text
     table = tr.curve_table(_rows(values), SEEDS3)

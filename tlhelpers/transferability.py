@@ -57,7 +57,7 @@ STORE = datasets.DATA_DIR.parent / "docs" / "transferability" / "results.json"
 
 @dataclasses.dataclass(frozen=True)
 class TransferabilityConfig:
-    """What one transferability experiment runs (the defaults take about 15 minutes on 2 CPU cores).
+    """What one transferability experiment runs (the defaults take about 20 minutes on 2 CPU cores).
 
     Attributes:
         image_size: Side of the grey input (the 48-px cluttered images are resized).
@@ -363,7 +363,7 @@ def orderings(rows, config):
 
     if "transfer_frozen" in config.arms and first != last:
         values = difference(rows, config, "transfer_frozen", last, "transfer_frozen", first)
-        add("frozen transfer falls with depth",
+        add("frozen transfer is lower at the deepest stage than at the first",
             f"AnB at k={last} minus k={first}: {interval(values)}, {_verdict(*values[1:])}",
             values[2] < 0)
     if "transfer_fine_tuned" in config.arms:
