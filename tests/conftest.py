@@ -1,6 +1,8 @@
 """Shared fixtures: a private package cache and small image folders."""
 
+import http.server
 import os
+import threading
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -69,3 +71,33 @@ def synthetic_run(strategy, labels_per_class, seed, curve, test_accuracy, **fiel
         trainable_params=100, non_trainable_params=1000)
     values.update(fields)
     return RunResult(**values)
+
+
+class Server:
+    """A web server on 127.0.0.1 that serves `files` (URL path -> bytes) and records each path
+    asked for, without its query string; `/cut/<path>` promises all bytes and sends half."""
+
+    def __init__(self):
+        self.files, self.requests = {}, []
+        server = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                path = self.path.split("?")[0]
+                server.requests.append(path)
+                cut = path.startswith("/cut/")
+                data = server.files.get(path.removeprefix("/cut") if cut else path)
+                if data is None:
+                    self.send_error(404)
+                    return
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data[: len(data) // 2] if cut else data)
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()

@@ -7,19 +7,17 @@ The online code path runs offline here: a throw-away HTTP server on
 
 import dataclasses
 import hashlib
-import http.server
 import io
 import os
 import socket
 import tarfile
-import threading
 import time
 import zipfile
 
 import numpy as np
 import pytest
 
-from conftest import write_png
+from conftest import Server, write_png
 from tlhelpers import backbones, cli, doctor, downloads, errors, paths, photos
 
 WEIGHTS_BYTES = b"not really hdf5, but bytes with a known hash " * 200
@@ -31,34 +29,6 @@ def sha256(data):
 
 def md5(data):
     return hashlib.md5(data).hexdigest()
-
-
-class Server:
-    """Serves `files` (URL path -> bytes); `/cut/<path>` promises all bytes and sends half."""
-
-    def __init__(self):
-        self.files, self.requests = {}, []
-        server = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self):
-                server.requests.append(self.path)
-                cut = self.path.startswith("/cut/")
-                data = server.files.get(self.path.removeprefix("/cut") if cut else self.path)
-                if data is None:
-                    self.send_error(404)
-                    return
-                self.send_response(200)
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data[: len(data) // 2] if cut else data)
-
-            def log_message(self, *args):
-                pass
-
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
 
 
 @pytest.fixture

@@ -10,10 +10,8 @@ package's downloads (or, for the TF-Hub model, through `tensorflow_hub`'s own re
 a notebook that downloads anything else fails, because nothing else is reachable.
 """
 
-import http.server
 import io
 import tarfile
-import threading
 from pathlib import Path
 
 import nbformat
@@ -21,6 +19,7 @@ import pytest
 from nbclient import NotebookClient
 
 import imagenet_standins
+from conftest import Server
 from tlhelpers import downloads, photos, registry
 
 NOTEBOOKS = sorted((Path(__file__).resolve().parent.parent / "notebooks").glob("*.ipynb"))
@@ -40,35 +39,6 @@ OVERRIDES = {
     "06_tfhub_backbones": SMALL + "EPOCHS = 2\nFINE_TUNE_EPOCHS = 2\nHEAD_EPOCHS = 1\nONLINE_HANDLE = {hub!r}\n",
     "07_layer_transferability": "",
 }
-
-
-class Mirror:
-    """A web server on 127.0.0.1 that serves a folder and records every path asked for."""
-
-    def __init__(self, folder, routes):
-        self.requests = []
-        mirror = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self):
-                path = self.path.split("?")[0]
-                mirror.requests.append(path)
-                file = routes.get(path) or folder / path.lstrip("/")
-                if not file.is_file():
-                    self.send_error(404)
-                    return
-                data = file.read_bytes()
-                self.send_response(200)
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, *args):
-                pass
-
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
 
 
 def _hub_archive(folder):
@@ -96,7 +66,11 @@ def mirror(tmp_path_factory):
     index = imagenet_standins.class_index(folder)
     flowers = photos.PHOTO_DATASETS["flowers"]
     archive, counts = imagenet_standins.photo_archive(folder, flowers, PHOTOS_PER_CLASS)
-    server = Mirror(folder, {HUB_PATH: _hub_archive(folder)})
+    server = Server()
+    for path in sorted(folder.iterdir()):
+        if path.is_file():
+            server.files["/" + path.name] = path.read_bytes()
+    server.files[HUB_PATH] = _hub_archive(folder).read_bytes()
     lines = ["# Injected by tests/test_imagenet_profile.py: the stand-ins' hashes and a small image size.",
              "import dataclasses",
              "from tlhelpers import downloads, photos, profiles, registry"]

@@ -195,9 +195,7 @@ def command_run(args):
     results = run_experiment(config, verbose=verbose)
     paths = write_report(args.out, results, config.to_dict())
     if verbose:
-        print(f"Done in {time.perf_counter() - started:.0f} s. Report: {os.path.abspath(args.out)}")
-        for name, path in paths.items():
-            print(f"  {name}: {path}")
+        _print_report(started, args.out, paths)
     return 0
 
 
@@ -254,6 +252,18 @@ def command_source_model(args):
     return 0
 
 
+def _require_two_seeds(seeds):
+    if len(seeds) < 2:
+        raise ValueError(f"Received --seeds {' '.join(map(str, seeds))}. Expected at least 2 seeds: "
+                         "differences are judged by an interval over seeds.")
+
+
+def _print_report(started, out, paths):
+    print(f"Done in {time.perf_counter() - started:.0f} s. Report: {os.path.abspath(out)}")
+    for name, path in paths.items():
+        print(f"  {name}: {path}")
+
+
 def command_study(args):
     from tlhelpers.study import StudyConfig, check_study_config, run_study, write_study_report
 
@@ -261,9 +271,7 @@ def command_study(args):
                          labels_per_class=tuple(args.labels_per_class), seeds=tuple(args.seeds), steps=args.steps,
                          eval_every=args.eval_every,
                          dataset=args.dataset)
-    if len(config.seeds) < 2:
-        raise ValueError(f"Received --seeds {' '.join(map(str, config.seeds))}. Expected at least 2 seeds: "
-                         "differences are judged by an interval over seeds.")
+    _require_two_seeds(config.seeds)
     check_study_config(config)
     started = time.perf_counter()
     # Each finished run is appended here, so that an interrupted study keeps what it ran.
@@ -279,9 +287,7 @@ def command_study(args):
     paths = write_study_report(args.out, results, pixels, config)
     partial.unlink(missing_ok=True)
     if not args.quiet:
-        print(f"Done in {time.perf_counter() - started:.0f} s. Report: {os.path.abspath(args.out)}")
-        for name, path in paths.items():
-            print(f"  {name}: {path}")
+        _print_report(started, args.out, paths)
     return 0
 
 
@@ -290,17 +296,13 @@ def command_transferability(args):
 
     config = transferability.TransferabilityConfig(arms=tuple(args.arms), stages=tuple(args.stages),
                                                    seeds=tuple(args.seeds), target_per_class=args.target_per_class)
-    if len(config.seeds) < 2:
-        raise ValueError(f"Received --seeds {' '.join(map(str, config.seeds))}. Expected at least 2 seeds: "
-                         "differences are judged by an interval over seeds.")
+    _require_two_seeds(config.seeds)
     transferability.check_config(config)
     started = time.perf_counter()
     rows = transferability.run_transferability(config, verbose=0 if args.quiet else 1)
     paths = transferability.write_report(args.out, rows, config)
     if not args.quiet:
-        print(f"Done in {time.perf_counter() - started:.0f} s. Report: {os.path.abspath(args.out)}")
-        for name, path in paths.items():
-            print(f"  {name}: {path}")
+        _print_report(started, args.out, paths)
     return 0
 
 

@@ -295,7 +295,8 @@ def fetch_class_index(cache_dir=None, timeout=TIMEOUT_SECONDS):
         DownloadError: not cached and not downloadable.
     """
     return fetch(CLASS_INDEX_FILE, [CLASS_INDEX_URL], file_hash=CLASS_INDEX_MD5, cache_subdir="models",
-                 cache_dir=cache_dir, what="ImageNet's class index", add_command=None, timeout=timeout)
+                 cache_dir=cache_dir, what="ImageNet's class index", add_command=f"weights add {CLASS_INDEX_FILE}",
+                 timeout=timeout)
 
 
 def fetch_imagenet_weights(backbone, cache_dir=None, timeout=TIMEOUT_SECONDS, include_top=False):

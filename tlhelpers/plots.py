@@ -189,7 +189,9 @@ def plot_metric_guide(result, key="val_accuracy", ax=None):
     ax.plot(epochs, values, color="C0", linewidth=2, marker=".", label=f"{KEY_NAMES[key]} (one run)")
     if metrics.method == "saturating_fit":
         smooth = np.linspace(0, epochs[-1], 200)
-        fitted = metrics.asymptote - (metrics.asymptote - metrics.initial) * np.exp(-smooth / metrics.tau)
+        # The fit's own y0 (slope = (A - y0) / tau), not the first measured value.
+        y0 = metrics.asymptote - metrics.slope * metrics.tau
+        fitted = metrics.asymptote - (metrics.asymptote - y0) * np.exp(-smooth / metrics.tau)
         ax.plot(smooth, fitted, color="0.4", linestyle=":", label="fitted saturating curve")
     _mark_metrics(ax, [metrics], 0, len(values) - 1, "C0", values[-1], key)
     low, high = ax.get_ylim()

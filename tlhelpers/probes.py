@@ -99,15 +99,20 @@ def paired_difference(a, b, confidence=0.95):
     return summary["mean"], summary["ci_low"], summary["ci_high"]
 
 
-def verdict(a, b, margin=0.0, confidence=0.95):
-    """`"higher"` / `"lower"` when the interval of `a - b` lies above `margin` / below `-margin`,
-    else `"no clear difference"`."""
-    _, low, high = paired_difference(a, b, confidence)
+def interval_verdict(low, high, margin=0.0):
+    """`"higher"` / `"lower"` when the interval `low..high` of a difference lies above `margin` /
+    below `-margin`, else `"no clear difference"`."""
     if low > margin:
         return "higher"
     if high < -margin:
         return "lower"
     return "no clear difference"
+
+
+def verdict(a, b, margin=0.0, confidence=0.95):
+    """`interval_verdict` of the paired difference `a - b` over seeds."""
+    _, low, high = paired_difference(a, b, confidence)
+    return interval_verdict(low, high, margin)
 
 
 def probe_table(rows, arms=None):

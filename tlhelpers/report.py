@@ -14,11 +14,16 @@ from tlhelpers.results import RunResult, atomic_output, atomic_write_text
 _SAME = 0.0005  # Differences that round to 0.000 are reported as "the same".
 
 
+def _levels_off(row):
+    """Whether every seed's curve of a summary row levels off (rows made before the count: yes)."""
+    return row.get("asymptote_levelled", row["n_seeds"]) == row["n_seeds"]
+
+
 def asymptote_cell(row):
     """The asymptote of a summary row as a table shows it: the mean when every seed's curve levels
     off, else "n/a (still rising)" when a seed's curve that does not level off is still improving
     at the end, and "n/a (no level)" when such curves only wander (`CurveMetrics.improving`)."""
-    if row.get("asymptote_levelled", row["n_seeds"]) == row["n_seeds"]:
+    if _levels_off(row):
         return f"{row['asymptote_mean']:.3f}"
     return "n/a (still rising)" if row.get("improving", 0) else "n/a (no level)"
 
@@ -69,7 +74,7 @@ def _comparison_sentence(row, reference, baseline_name, name, opening):
                  else f"starts at the same level as {baseline_name}")
     slope = _compare(row["slope_mean"] - reference["slope_mean"], "/epoch faster", "/epoch slower")
     parts.append(f"improves {slope.replace(' /', '/')} at first" if slope else "improves at the same rate")
-    if all(r.get("asymptote_levelled", r["n_seeds"]) == r["n_seeds"] for r in (row, reference)):
+    if _levels_off(row) and _levels_off(reference):
         level = _compare(row["asymptote_mean"] - reference["asymptote_mean"], "higher", "lower")
         parts.append(f"levels off {level}" if level else "levels off at the same level")
     else:

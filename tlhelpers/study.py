@@ -321,8 +321,6 @@ def decision_table(scenarios, backbone):
     mean final validation accuracy; its test accuracy is reported beside it. Pixels (logistic
     regression, no validation curve) are shown as the floor and never chosen.
     """
-    from tlhelpers.curves import aggregate
-
     names = [ARM_NAMES[arm] for arm in DECISION_ARMS]
     lines = ["| scenario | labels/class | " + " | ".join(names) + " | pixels | chosen on validation |",
              "|---|---:|" + "---:|" * (len(DECISION_ARMS) + 1) + "---|"]
@@ -333,7 +331,7 @@ def decision_table(scenarios, backbone):
             if not runs:
                 cells.append("not run")
                 continue
-            mean = aggregate([r.test_accuracy for r in runs])["mean"]
+            mean = float(np.mean([r.test_accuracy for r in runs]))
             seconds = float(np.mean([r.wall_time_s for r in runs]))
             cells.append(f"{mean:.3f} ({seconds:.0f} s)")
             validation[arm] = (float(np.mean([r.history["val_accuracy"][-1] for r in runs])), mean)

@@ -230,14 +230,11 @@ def transfer_run(config, tasks, bases, arm, k, seed):
     `bases` needs the base the arm copies from (none for `random_frozen`)."""
     copied_from, trainable = ARMS[arm]
     model = build_network(config, len(tasks["classes"]["B"]), seed=seed + 1)
+    # Random stages must not be the scratch run's: another seed's weights.
+    source = bases[copied_from] if copied_from is not None else build_network(config, 2, seed=seed + 500)
     for stage in range(1, k + 1):
         layer = model.get_layer(f"stage{stage}_conv")
-        if copied_from is not None:
-            layer.set_weights(bases[copied_from].get_layer(layer.name).get_weights())
-        else:
-            # Random stages must not be the scratch run's: another seed's weights.
-            fresh = build_network(config, 2, seed=seed + 500)
-            layer.set_weights(fresh.get_layer(layer.name).get_weights())
+        layer.set_weights(source.get_layer(layer.name).get_weights())
         layer.trainable = trainable
     curve, accuracy, seconds = _train(model, tasks["B"], tasks["B_validation"], tasks["B_test"],
                                       config.epochs, config, seed)
@@ -344,10 +341,6 @@ def write_report(out_dir, rows, config):
     return paths
 
 
-def _verdict(low, high):
-    return "higher" if low > 0 else "lower" if high < 0 else "no clear difference"
-
-
 def orderings(rows, config):
     """The published orderings, each with what this run shows: a list of dicts with `ordering`,
     `measured` (a sentence with the interval) and `reproduced` (True, False, or None: not run here)."""
@@ -364,23 +357,24 @@ def orderings(rows, config):
     if "transfer_frozen" in config.arms and first != last:
         values = difference(rows, config, "transfer_frozen", last, "transfer_frozen", first)
         add("frozen transfer is lower at the deepest stage than at the first",
-            f"AnB at k={last} minus k={first}: {interval(values)}, {_verdict(*values[1:])}",
+            f"AnB at k={last} minus k={first}: {interval(values)}, {probes.interval_verdict(*values[1:])}",
             values[2] < 0)
     if "transfer_fine_tuned" in config.arms:
-        below = [k for k in config.stages if difference(rows, config, "transfer_fine_tuned", k)[2] < 0]
-        above = [k for k in config.stages if difference(rows, config, "transfer_fine_tuned", k)[1] > 0]
+        tuned = {k: difference(rows, config, "transfer_fine_tuned", k) for k in config.stages}
+        below = [k for k, (_, _, high) in tuned.items() if high < 0]
+        above = [k for k, (_, low, _) in tuned.items() if low > 0]
         add("fine-tuned transfer stays at or above its base (B from scratch)",
             f"AnB+ minus scratch is higher at k in {above or 'none'}, lower at k in {below or 'none'}, "
             "no clear difference elsewhere", not below)
     if "random_frozen" in config.arms:
         values = difference(rows, config, "random_frozen", last)
         add("random frozen stages collapse",
-            f"random stages frozen up to k={last} minus scratch: {interval(values)}, {_verdict(*values[1:])}",
+            f"random stages frozen up to k={last} minus scratch: {interval(values)}, {probes.interval_verdict(*values[1:])}",
             values[2] < 0)
     if {"transfer_frozen", "selffer_frozen"} <= set(config.arms):
         values = difference(rows, config, "transfer_frozen", last, "selffer_frozen", last)
         add("frozen copies of another task's stages do worse than the task's own at the top",
-            f"AnB minus BnB at k={last}: {interval(values)}, {_verdict(*values[1:])}", values[2] < 0)
+            f"AnB minus BnB at k={last}: {interval(values)}, {probes.interval_verdict(*values[1:])}", values[2] < 0)
     if "selffer_frozen" in config.arms:
         inner = [k for k in config.stages if k not in (min(config.stages), max(config.stages))]
         dips = [k for k in inner if difference(rows, config, "selffer_frozen", k)[2] < 0]
