@@ -9,7 +9,7 @@ from tlhelpers import cli, transferability as tr
 
 TINY = tr.TransferabilityConfig(filters=(4, 4, 8, 8, 8), source_per_class=12, target_per_class=6,
                                 validation_per_class=4, test_per_class=8, base_epochs=1, epochs=1,
-                                stages=(1, 5), seeds=(0, 1))
+                                matched_per_class=6, matched_epochs=1, stages=(1, 5), seeds=(0, 1))
 
 
 @pytest.fixture(scope="module")
@@ -27,6 +27,12 @@ def test_tasks_have_the_requested_images_and_disjoint_validation(tiny):
     train = {image.tobytes() for image in tasks["B"][0]}
     assert not train & {image.tobytes() for image in tasks["B_validation"][0]}
     assert tasks["classes"]["A"] != tasks["classes"]["B"]
+    # The size-matched pair: as many garments as digits 0-4, in the same clutter and format.
+    assert tasks["S"][0].shape == tasks["D"][0].shape == (30, 32, 32, 1)
+    assert np.bincount(tasks["D"][1]).tolist() == [6] * 5 and tasks["classes"]["D"] == ["0", "1", "2", "3", "4"]
+    np.testing.assert_array_equal(tasks["S"][0], tasks["A"][0][np.concatenate([np.arange(6) + 12 * c for c in range(5)])])
+    assert tasks["D"][0].mean() > 0.05  # digits on a cluttered canvas, not blank
+    assert "D" not in tr.load_tasks(dataclasses.replace(TINY, arms=("transfer_frozen",)))
 
 
 @pytest.mark.parametrize("arm", list(tr.ARMS))
@@ -74,7 +80,8 @@ def _rows(values):
             for (arm, k), accuracies in values.items() for seed, accuracy in enumerate(accuracies)]
 
 
-SEEDS3 = dataclasses.replace(TINY, seeds=(0, 1, 2))
+SEEDS3 = dataclasses.replace(TINY, seeds=(0, 1, 2), arms=tuple(arm for arm in tr.ARMS if "similar" not in arm))
+ALL_ARMS = dataclasses.replace(SEEDS3, arms=tuple(tr.ARMS))
 
 
 def test_reading_says_which_published_orderings_are_reproduced():
@@ -86,18 +93,28 @@ def test_reading_says_which_published_orderings_are_reproduced():
         values["selffer_fine_tuned", k] = [0.70, 0.72, 0.71]
         values["random_frozen", k] = [0.65, 0.66, 0.64] if k == 1 else [0.40, 0.42, 0.41]
     found = {o["ordering"]: o for o in tr.orderings(_rows(values), SEEDS3)}
+    assert found["a dissimilar source falls much further"]["reproduced"] is None
+    # The similar and dissimilar bases: D falls by 0.30 from k=1 to k=5, S by 0.10.
+    for k, similar, dissimilar in ((1, 0.74, 0.73), (5, 0.64, 0.43)):
+        values["similar_frozen", k] = [similar, similar + 0.01, similar - 0.01]
+        values["dissimilar_frozen", k] = [dissimilar, dissimilar - 0.005, dissimilar + 0.01]
+    found = {o["ordering"]: o for o in tr.orderings(_rows(values), ALL_ARMS)}
     assert found["frozen transfer is lower at the deepest stage than at the first"]["reproduced"] is True
     assert "-0.150" in found["frozen transfer is lower at the deepest stage than at the first"]["measured"]
     assert found["fine-tuned transfer stays at or above its base (B from scratch)"]["reproduced"] is True
     assert found["random frozen stages collapse"]["reproduced"] is True
-    assert found["a dissimilar source falls much further"]["reproduced"] is None
+    assert found["a dissimilar source falls much further"]["reproduced"] is True
+    assert "fall by 0.300" in found["a dissimilar source falls much further"]["measured"]
+    assert "by 0.100; D's change minus S's: -0.200" in found["a dissimilar source falls much further"]["measured"]
     # Flip the first ordering: frozen transfer now rises with depth, and the reading says so.
     values["transfer_frozen", 5] = [0.80, 0.81, 0.79]
-    found = {o["ordering"]: o for o in tr.orderings(_rows(values), SEEDS3)}
+    values["dissimilar_frozen", 5] = [0.64, 0.65, 0.63]  # and D falls no further than S
+    found = {o["ordering"]: o for o in tr.orderings(_rows(values), ALL_ARMS)}
     assert found["frozen transfer is lower at the deepest stage than at the first"]["reproduced"] is False
+    assert found["a dissimilar source falls much further"]["reproduced"] is False
     assert "higher" in found["frozen transfer is lower at the deepest stage than at the first"]["measured"]
-    text = tr.reading(_rows(values), SEEDS3)
-    assert "not reproduced" in text and "not tested" in text
+    assert "not tested" in tr.reading(_rows(values), SEEDS3)
+    assert "not reproduced" in tr.reading(_rows(values), ALL_ARMS)
     table = tr.curve_table(_rows(values), SEEDS3)
     assert "| A's stages, frozen (AnB) | 0.750 | 0.800 |" in table
 
@@ -116,11 +133,12 @@ def test_report_writes_table_reading_and_figure(tmp_path):
     for arm in tr.ARMS:
         for k in SEEDS3.stages:
             values[arm, k] = [0.6 + 0.01 * k, 0.61 + 0.01 * k, 0.62]
-    paths = tr.write_report(tmp_path / "out", _rows(values), SEEDS3)
+    paths = tr.write_report(tmp_path / "out", _rows(values), ALL_ARMS)
     summary = paths["summary"].read_text()
     assert "| B from scratch (k = 0) |" in summary and "Published orderings" in summary
     assert paths["figure"].stat().st_size > 10_000
-    assert tr.load(paths["results"], SEEDS3) is not None
+    assert tr.load(paths["results"], ALL_ARMS) is not None
+    assert "| D's stages (digit base), frozen |" in summary and "digits 0-4 in the same clutter" in summary
 
 
 @pytest.mark.parametrize("config, message", [
@@ -128,6 +146,7 @@ def test_report_writes_table_reading_and_figure(tmp_path):
     (dataclasses.replace(TINY, stages=(0, 6)), "Expected values in 1..5"),
     (dataclasses.replace(TINY, target_per_class=1999), "the target pool has 2000 images per class"),
     (dataclasses.replace(TINY, image_size=16), "at least 32"),
+    (dataclasses.replace(TINY, matched_per_class=200), "digits 0-4 have 177 to 183 images each"),
 ])
 def test_bad_configurations_are_refused_with_what_to_change(config, message):
     with pytest.raises(ValueError, match=message.replace("[", r"\[").replace("]", r"\]")):

@@ -135,7 +135,7 @@ def build_parser():
     stages = commands.add_parser("transferability",
                                  help="copy 1..5 stages of a source or target base, frozen or fine-tuned")
     stages.add_argument("--arms", nargs="+", default=list(stage_defaults.arms), choices=list(STAGE_ARMS),
-                        metavar="ARM", help="arms at every k (default: all five)")
+                        metavar="ARM", help="arms at every k (default: all)")
     stages.add_argument("--stages", nargs="+", type=int, default=list(stage_defaults.stages), metavar="K",
                         help="numbers of copied stages (default: %(default)s)")
     stages.add_argument("--seeds", nargs="+", type=int, default=list(stage_defaults.seeds), metavar="SEED",

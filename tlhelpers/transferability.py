@@ -15,7 +15,12 @@ re-initialised the rest and trained it on B. Here the same design runs in minute
   (`selffer_*`) or stay random (`random_frozen`), frozen or fine-tuned with the
   rest; stages k+1..5 and the softmax layer start from random weights and train
   on B's images. `scratch` is the same network trained on B from random weights
-  (k = 0), the reference every arm is compared with; base B is its seed-0 run.
+  (k = 0), the reference every arm is compared with; base B is its seed-0 run;
+- a similar and a dissimilar source of the same size: base S trains on
+  `matched_per_class` images of each source garment, base D on as many images of
+  each of scikit-learn's digits 0-4 in the same clutter (`similar_frozen`,
+  `dissimilar_frozen`). Yosinski et al. found that transfer from a dissimilar
+  source falls further with depth.
 
 Every arm of a seed trains on the same images in the same order; seeds change the
 random weights and the order. The bases are trained once.
@@ -43,6 +48,8 @@ ARMS = {
     "selffer_frozen": ("B", False),
     "selffer_fine_tuned": ("B", True),
     "random_frozen": (None, False),
+    "similar_frozen": ("S", False),
+    "dissimilar_frozen": ("D", False),
 }
 ARM_NAMES = {
     "scratch": "B from scratch (k = 0)",
@@ -51,7 +58,12 @@ ARM_NAMES = {
     "selffer_frozen": "B's own stages, frozen (BnB)",
     "selffer_fine_tuned": "B's own stages, fine-tuned (BnB+)",
     "random_frozen": "random stages, frozen",
+    "similar_frozen": "S's stages (small garment base), frozen",
+    "dissimilar_frozen": "D's stages (digit base), frozen",
 }
+# The bases the arms copy from, besides B: the source garments (all, or as many as D has) and digits 0-4.
+BASE_TASKS = {"A": "source garments", "S": "source garments, as many as D", "D": "digits 0-4"}
+DIGIT_CLASSES = 5
 STORE = datasets.DATA_DIR.parent / "docs" / "transferability" / "results.json"
 
 
@@ -63,6 +75,9 @@ class TransferabilityConfig:
         image_size: Side of the grey input (the 48-px cluttered images are resized).
         filters: Convolution filters of stages 1..5.
         source_per_class: Training images per source class for base A.
+        matched_per_class: Training images per class for bases S and D (digits 0-4 have
+            177 to 183 images each).
+        matched_epochs: Passes over their images for bases S and D.
         target_per_class: Training images per target class for base B and every run.
         validation_per_class: Validation images per target class (curves only).
         test_per_class: Test images per target class (from the untouched test split).
@@ -77,6 +92,8 @@ class TransferabilityConfig:
     image_size: int = 32
     filters: tuple = (32, 64, 128, 128, 128)
     source_per_class: int = 2000
+    matched_per_class: int = 170
+    matched_epochs: int = 30
     target_per_class: int = 300
     validation_per_class: int = 100
     test_per_class: int = 500
@@ -108,6 +125,10 @@ def check_config(config):
             f"Received target_per_class={config.target_per_class} and validation_per_class="
             f"{config.validation_per_class}; the target pool has {pool_per_class} images per class. "
             "Lower one of them.")
+    if not 1 <= config.matched_per_class <= 177:
+        raise datasets.DataError(
+            f"Received matched_per_class={config.matched_per_class}. Expected 1..177: digits 0-4 have "
+            "177 to 183 images each.")
     if config.source_per_class > pool_per_class or config.test_per_class > 500:
         raise datasets.DataError(
             f"Received source_per_class={config.source_per_class} and test_per_class="
@@ -133,8 +154,21 @@ def _first_per_class(data, per_class, from_end=False):
     return data.images[index], data.labels[index]
 
 
+def _digit_source(per_class):
+    """The first `per_class` images of each of digits 0-4 (all of scikit-learn's images), in clutter."""
+    from tlhelpers.clutter import clutter_images
+
+    pool, test = datasets.load_digits()
+    images, labels = np.concatenate([pool.images, test.images]), np.concatenate([pool.labels, test.labels])
+    keep = labels < DIGIT_CLASSES
+    digits = datasets.ImageSet(clutter_images(images[keep], DEFAULT_CLUTTER), labels[keep],
+                               pool.class_names[:DIGIT_CLASSES])
+    return digits
+
+
 def load_tasks(config):
-    """`{"A": (x, y), "B": (x, y), "B_validation": ..., "B_test": ..., "classes": {...}}`, arrays ready to train.
+    """`{"A": (x, y), "B": (x, y), "B_validation": ..., "B_test": ..., "S": ..., "D": ..., "classes": {...}}`,
+    arrays ready to train; S and D only when an arm of `config` copies from them.
 
     The pools come shuffled per class from the embedded file; B's training images
     are the first `target_per_class` of each class, its validation images the last.
@@ -142,14 +176,20 @@ def load_tasks(config):
     size = config.image_size
     source_pool, _ = datasets.load_embedded(datasets.DEFAULT_SOURCE_CLASSES, clutter=DEFAULT_CLUTTER)
     target_pool, target_test = datasets.load_embedded(datasets.DEFAULT_TARGET_CLASSES, clutter=DEFAULT_CLUTTER)
-    tasks = {}
-    for name, data, per_class, from_end in (("A", source_pool, config.source_per_class, False),
-                                            ("B", target_pool, config.target_per_class, False),
-                                            ("B_validation", target_pool, config.validation_per_class, True),
-                                            ("B_test", target_test, config.test_per_class, False)):
+    parts = [("A", source_pool, config.source_per_class, False),
+             ("B", target_pool, config.target_per_class, False),
+             ("B_validation", target_pool, config.validation_per_class, True),
+             ("B_test", target_test, config.test_per_class, False)]
+    used = {ARMS[arm][0] for arm in config.arms}
+    if "S" in used:
+        parts.append(("S", source_pool, config.matched_per_class, False))
+    if "D" in used:
+        parts.append(("D", _digit_source(config.matched_per_class), config.matched_per_class, False))
+    tasks = {"classes": {"A": list(source_pool.class_names), "B": list(target_pool.class_names)}}
+    for name, data, per_class, from_end in parts:
         images, labels = _first_per_class(data, per_class, from_end)
         tasks[name] = (_grey(images, size), labels.astype(np.int32))
-    tasks["classes"] = {"A": list(source_pool.class_names), "B": list(target_pool.class_names)}
+        tasks["classes"].setdefault(name, list(data.class_names))
     return tasks
 
 
@@ -199,21 +239,30 @@ def scratch_run(config, tasks, seed):
                    "seconds": seconds}
 
 
+def _train_base(config, tasks, name, verbose):
+    """Base `name` of `BASE_TASKS` trained on its task (base A for `base_epochs`, S and D for
+    `matched_epochs`)."""
+    set_seed(0)
+    base = build_network(config, len(tasks["classes"][name]), seed=0)
+    epochs = config.base_epochs if name == "A" else config.matched_epochs
+    started = time.perf_counter()
+    compile_model(base, _schedule(config, len(tasks[name][1]), epochs))
+    base.fit(*tasks[name], epochs=epochs, batch_size=config.batch_size, verbose=0)
+    if verbose:
+        print(f"base {name} ({BASE_TASKS[name]}): {len(tasks[name][1])} images, {epochs} epochs, "
+              f"{time.perf_counter() - started:.0f} s", flush=True)
+    return base
+
+
 def train_bases(config, tasks, verbose=1):
-    """Base A (on the source pool) and the scratch runs on B, one per seed; base B is scratch's first seed.
+    """Base A (on the source pool), S and D when an arm copies from them, and the scratch runs
+    on B, one per seed; base B is scratch's first seed.
 
     Returns:
-        `(bases, scratch_rows)`: `{"A": model, "B": model}` and one result row per seed.
+        `(bases, scratch_rows)`: `{"A": model, "B": model, ...}` and one result row per seed.
     """
-    set_seed(0)
-    base_a = build_network(config, len(tasks["classes"]["A"]), seed=0)
-    started = time.perf_counter()
-    compile_model(base_a, _schedule(config, len(tasks["A"][1]), config.base_epochs))
-    base_a.fit(*tasks["A"], epochs=config.base_epochs, batch_size=config.batch_size, verbose=0)
-    if verbose:
-        print(f"base A: {len(tasks['A'][1])} source images, {config.base_epochs} epochs, "
-              f"{time.perf_counter() - started:.0f} s", flush=True)
-    bases, rows = {"A": base_a}, []
+    needed = ["A"] + [name for name in ("S", "D") if name in tasks]
+    bases, rows = {name: _train_base(config, tasks, name, verbose) for name in needed}, []
     for seed in config.seeds:
         model, row = scratch_run(config, tasks, seed)
         rows.append(row)
@@ -330,7 +379,9 @@ def write_report(out_dir, rows, config):
         f"Five-stage CNN, {config.image_size}x{config.image_size} grey; A = "
         f"{', '.join(datasets.DEFAULT_SOURCE_CLASSES)} ({config.source_per_class} per class), B = "
         f"{', '.join(datasets.DEFAULT_TARGET_CLASSES)} ({config.target_per_class} per class), both in "
-        f"clutter; seeds {', '.join(map(str, config.seeds))}; {len(rows)} runs on B, {seconds / 60:.0f} min "
+        f"clutter; bases of the same size for the similar/dissimilar pair: S = the source garments, D = "
+        f"digits 0-4 in the same clutter ({config.matched_per_class} per class); "
+        f"seeds {', '.join(map(str, config.seeds))}; {len(rows)} runs on B, {seconds / 60:.0f} min "
         "of training. Mean test accuracy:", "",
         curve_table(rows, config), "", "Published orderings (Yosinski et al. 2014) against this run:", "",
         reading(rows, config), ""]))
@@ -380,7 +431,18 @@ def orderings(rows, config):
         dips = [k for k in inner if difference(rows, config, "selffer_frozen", k)[2] < 0]
         add("frozen copies of the task's own stages dip in the middle (co-adaptation)",
             f"BnB minus scratch is lower at k in {dips or 'none'} of the middle k {inner}", bool(dips))
-    add("a dissimilar source falls much further", "Both tasks are garments; no dissimilar pair was run", None)
+    if {"similar_frozen", "dissimilar_frozen"} <= set(config.arms) and first != last:
+        def fall(arm):
+            return np.subtract(_accuracies(rows, arm, last, config.seeds), _accuracies(rows, arm, first, config.seeds))
+
+        values = probes.paired_difference(fall("dissimilar_frozen"), fall("similar_frozen"))
+        add("a dissimilar source falls much further",
+            f"from k={first} to k={last}, frozen stages of the digit base D fall by "
+            f"{-np.mean(fall('dissimilar_frozen')):.3f} and those of the garment base S of the same size by "
+            f"{-np.mean(fall('similar_frozen')):.3f}; D's change minus S's: {interval(values)}, "
+            f"{probes.interval_verdict(*values[1:])}", values[2] < 0)
+    else:
+        add("a dissimilar source falls much further", "the similar and dissimilar arms were not run", None)
     return found
 
 
