@@ -16,7 +16,7 @@ NBVAL := --nbval-lax --nbval-sanitize-with notebooks/sanitize.cfg --nbval-cell-t
 WORKERS ?= 2
 PARALLEL := -n $(WORKERS) --dist loadfile
 
-.PHONY: venv test unit check-notebooks check-notebooks-avx2 run study transferability notebooks source-models retrain-sources bench bench-cold
+.PHONY: venv test unit check-notebooks check-notebooks-avx2 run study transferability notebooks source-models retrain-sources bench bench-cold bench-notebooks-avx2
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -90,3 +90,8 @@ bench: $(STAMP)
 bench-cold: $(STAMP)
 	set -o pipefail; ( $(PY) bench/main_command.py --cold && $(PY) bench/notebooks.py --cold \
 		&& $(PY) bench/source_models.py ) 2>&1 | grep -v '^I0000\|^WARNING: All log' | tee bench/results-cold.txt
+
+## make bench-notebooks-avx2: each notebook executed alone, one after another, with oneDNN limited to
+## AVX2 kernels: the slow-CPU run time of each notebook (about 20 min with a warm cache)
+bench-notebooks-avx2: $(STAMP)
+	set -o pipefail; ONEDNN_MAX_CPU_ISA=AVX2 $(PY) bench/notebooks.py --one-by-one 2>&1 | grep -v '^I0000\|^WARNING: All log'
