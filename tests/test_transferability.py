@@ -170,3 +170,9 @@ def test_recheck_recomputes_scratch_and_random_stages_against_the_store(tiny):
     assert all(within for *_, within in found)
     shifted = [{**row, "test_accuracy": row["test_accuracy"] + 0.5} for row in stored]
     assert not any(within for *_, within in tr.recheck(TINY, tasks, shifted, tolerance=0.05))
+
+
+def test_only_the_bases_an_arm_copies_from_are_trained():
+    config = dataclasses.replace(TINY, arms=("dissimilar_frozen",), seeds=(0,))
+    bases, rows = tr.train_bases(config, tr.load_tasks(config), verbose=0)
+    assert sorted(bases) == ["B", "D"] and [row["arm"] for row in rows] == ["scratch"]

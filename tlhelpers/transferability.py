@@ -255,13 +255,14 @@ def _train_base(config, tasks, name, verbose):
 
 
 def train_bases(config, tasks, verbose=1):
-    """Base A (on the source pool), S and D when an arm copies from them, and the scratch runs
-    on B, one per seed; base B is scratch's first seed.
+    """Bases A (on the source pool), S and D, each when an arm of `config` copies from it, and the
+    scratch runs on B, one per seed; base B is scratch's first seed.
 
     Returns:
         `(bases, scratch_rows)`: `{"A": model, "B": model, ...}` and one result row per seed.
     """
-    needed = ["A"] + [name for name in ("S", "D") if name in tasks]
+    used = {ARMS[arm][0] for arm in config.arms}
+    needed = [name for name in BASE_TASKS if name in used]
     bases, rows = {name: _train_base(config, tasks, name, verbose) for name in needed}, []
     for seed in config.seeds:
         model, row = scratch_run(config, tasks, seed)
