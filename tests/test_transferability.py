@@ -33,6 +33,7 @@ def test_tasks_have_the_requested_images_and_disjoint_validation(tiny):
     np.testing.assert_array_equal(tasks["S"][0], tasks["A"][0][np.concatenate([np.arange(6) + 12 * c for c in range(5)])])
     assert tasks["D"][0].mean() > 0.05  # digits on a cluttered canvas, not blank
     assert "D" not in tr.load_tasks(dataclasses.replace(TINY, arms=("transfer_frozen",)))
+    assert {"A", "S", "D"}.isdisjoint(tr.load_tasks(dataclasses.replace(TINY, arms=("random_frozen",))))
 
 
 @pytest.mark.parametrize("arm", list(tr.ARMS))

@@ -154,21 +154,26 @@ def _first_per_class(data, per_class, from_end=False):
     return data.images[index], data.labels[index]
 
 
-def _digit_source(per_class):
-    """The first `per_class` images of each of digits 0-4 (all of scikit-learn's images), in clutter."""
+def _digit_source():
+    """Every image of digits 0-4 (scikit-learn's pool and test split together), in clutter."""
     from tlhelpers.clutter import clutter_images
 
     pool, test = datasets.load_digits()
     images, labels = np.concatenate([pool.images, test.images]), np.concatenate([pool.labels, test.labels])
     keep = labels < DIGIT_CLASSES
-    digits = datasets.ImageSet(clutter_images(images[keep], DEFAULT_CLUTTER), labels[keep],
-                               pool.class_names[:DIGIT_CLASSES])
-    return digits
+    return datasets.ImageSet(clutter_images(images[keep], DEFAULT_CLUTTER), labels[keep],
+                             pool.class_names[:DIGIT_CLASSES])
+
+
+def _bases_used(config):
+    """The names of `BASE_TASKS` that an arm of `config` copies from, in `BASE_TASKS` order."""
+    used = {ARMS[arm][0] for arm in config.arms}
+    return [name for name in BASE_TASKS if name in used]
 
 
 def load_tasks(config):
-    """`{"A": (x, y), "B": (x, y), "B_validation": ..., "B_test": ..., "S": ..., "D": ..., "classes": {...}}`,
-    arrays ready to train; S and D only when an arm of `config` copies from them.
+    """`{"B": (x, y), "B_validation": ..., "B_test": ..., "A": ..., "S": ..., "D": ..., "classes": {...}}`,
+    arrays ready to train; A, S and D only when an arm of `config` copies from them.
 
     The pools come shuffled per class from the embedded file; B's training images
     are the first `target_per_class` of each class, its validation images the last.
@@ -176,15 +181,12 @@ def load_tasks(config):
     size = config.image_size
     source_pool, _ = datasets.load_embedded(datasets.DEFAULT_SOURCE_CLASSES, clutter=DEFAULT_CLUTTER)
     target_pool, target_test = datasets.load_embedded(datasets.DEFAULT_TARGET_CLASSES, clutter=DEFAULT_CLUTTER)
-    parts = [("A", source_pool, config.source_per_class, False),
-             ("B", target_pool, config.target_per_class, False),
+    parts = [("B", target_pool, config.target_per_class, False),
              ("B_validation", target_pool, config.validation_per_class, True),
              ("B_test", target_test, config.test_per_class, False)]
-    used = {ARMS[arm][0] for arm in config.arms}
-    if "S" in used:
-        parts.append(("S", source_pool, config.matched_per_class, False))
-    if "D" in used:
-        parts.append(("D", _digit_source(config.matched_per_class), config.matched_per_class, False))
+    for name in _bases_used(config):
+        per_class = config.source_per_class if name == "A" else config.matched_per_class
+        parts.append((name, _digit_source() if name == "D" else source_pool, per_class, False))
     tasks = {"classes": {"A": list(source_pool.class_names), "B": list(target_pool.class_names)}}
     for name, data, per_class, from_end in parts:
         images, labels = _first_per_class(data, per_class, from_end)
@@ -261,9 +263,7 @@ def train_bases(config, tasks, verbose=1):
     Returns:
         `(bases, scratch_rows)`: `{"A": model, "B": model, ...}` and one result row per seed.
     """
-    used = {ARMS[arm][0] for arm in config.arms}
-    needed = [name for name in BASE_TASKS if name in used]
-    bases, rows = {name: _train_base(config, tasks, name, verbose) for name in needed}, []
+    bases, rows = {name: _train_base(config, tasks, name, verbose) for name in _bases_used(config)}, []
     for seed in config.seeds:
         model, row = scratch_run(config, tasks, seed)
         rows.append(row)
@@ -433,14 +433,14 @@ def orderings(rows, config):
         add("frozen copies of the task's own stages dip in the middle (co-adaptation)",
             f"BnB minus scratch is lower at k in {dips or 'none'} of the middle k {inner}", bool(dips))
     if {"similar_frozen", "dissimilar_frozen"} <= set(config.arms) and first != last:
-        def fall(arm):
-            return np.subtract(_accuracies(rows, arm, last, config.seeds), _accuracies(rows, arm, first, config.seeds))
-
-        values = probes.paired_difference(fall("dissimilar_frozen"), fall("similar_frozen"))
+        change = {arm: np.subtract(_accuracies(rows, arm, last, config.seeds),
+                                   _accuracies(rows, arm, first, config.seeds))
+                  for arm in ("dissimilar_frozen", "similar_frozen")}
+        values = probes.paired_difference(change["dissimilar_frozen"], change["similar_frozen"])
         add("a dissimilar source falls much further",
             f"from k={first} to k={last}, frozen stages of the digit base D fall by "
-            f"{-np.mean(fall('dissimilar_frozen')):.3f} and those of the garment base S of the same size by "
-            f"{-np.mean(fall('similar_frozen')):.3f}; D's change minus S's: {interval(values)}, "
+            f"{-np.mean(change['dissimilar_frozen']):.3f} and those of the garment base S of the same size by "
+            f"{-np.mean(change['similar_frozen']):.3f}; D's change minus S's: {interval(values)}, "
             f"{probes.interval_verdict(*values[1:])}", values[2] < 0)
     else:
         add("a dissimilar source falls much further", "the similar and dissimilar arms were not run", None)
