@@ -31,9 +31,9 @@ HUB_PATH = "/hub/feature-vector"
 SMALL = "LABELS_PER_CLASS = 3\nVALIDATION_PER_CLASS = 2\nTEST_PER_CLASS = 4\n"
 OVERRIDES = {
     "01_source_models": "PROBE_PER_CLASS = 10\n",
-    "02_feature_extraction": SMALL + "EPOCHS = 2\nSEEDS = (0, 1)\n",
-    "03_fine_tuning": SMALL + "EPOCHS = 2\nHEAD_EPOCHS = 1\nFREEZE_STAGES = [3, 4]\nLEARNING_RATES = [1e-4, 1e-2]\n",
-    "04_from_scratch": SMALL + "EPOCHS = 1\nAUGMENT_SEEDS = (0, 1)\nAUGMENT_EPOCHS = 1\n",
+    "03_feature_extraction": SMALL + "EPOCHS = 2\nSEEDS = (0, 1)\n",
+    "04_fine_tuning": SMALL + "EPOCHS = 2\nHEAD_EPOCHS = 1\nFREEZE_STAGES = [3, 4]\nLEARNING_RATES = [1e-4, 1e-2]\n",
+    "02_from_scratch": SMALL + "EPOCHS = 1\nAUGMENT_SEEDS = (0, 1)\nAUGMENT_EPOCHS = 1\n",
     "05_learning_curves": ("SEEDS = (0, 1)\nSCENARIO_SEEDS = (0, 1)\nBUDGETS = (2, 4)\nSCENARIO_BUDGETS = (2, 4)\n"
                            "STEPS = 4\nEVAL_EVERY = 2\nVALIDATION_PER_CLASS = 2\nTEST_PER_CLASS = 4\n"),
     "06_tfhub_backbones": SMALL + "EPOCHS = 2\nFINE_TUNE_EPOCHS = 2\nHEAD_EPOCHS = 1\nONLINE_HANDLE = {hub!r}\n",
@@ -130,7 +130,7 @@ def test_notebook_runs_end_to_end_in_the_imagenet_profile(path, mirror, tmp_path
         spec = registry.BACKBONES["resnet50"]
         assert {"/" + spec.imagenet_top_file, "/" + downloads.CLASS_INDEX_FILE} <= asked
         assert "imagenet profile, target task 'flowers'" in printed and "daisy" in printed
-    if path.stem in ("02_feature_extraction", "03_fine_tuning"):
+    if path.stem in ("03_feature_extraction", "04_fine_tuning"):
         assert "/" + registry.BACKBONES["resnet50"].imagenet_file in asked
     if path.stem == "06_tfhub_backbones":
         assert HUB_PATH in asked

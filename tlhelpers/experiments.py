@@ -58,7 +58,7 @@ class ExperimentConfig:
     backbones: tuple = ("resnet50",)
     weights: str = "embedded"
     # The baseline is the small CNN: ResNet50 from random weights stays near
-    # chance with these budgets (notebook 4) and took 58% of the run's time.
+    # chance with these budgets (notebook 2) and took 58% of the run's time.
     strategies: tuple = ("feature_extraction", "fine_tune", "small_cnn")
     labels_per_class: tuple = (10, 50)
     seeds: tuple = (0, 1)
