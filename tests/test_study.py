@@ -73,6 +73,15 @@ def test_study_runs_every_arm_with_the_same_steps_and_writes_a_report(tiny_sourc
     assert difference == 0.0 and within
     with pytest.raises(ValueError, match="the store has no such run"):
         study.compare_with_store(dataclasses.replace(again, seed=7), stored, 0.05)
+    # A shorter recomputation matches the stored run's first evaluations, and only those.
+    shorter = study.run_study(dataclasses.replace(config, arms=("fine_tune",), labels_per_class=(4,), seeds=(1,),
+                                                  steps=config.eval_every), verbose=0)[0][0]
+    assert len(shorter.history["val_accuracy"]) == 2 < len(again.history["val_accuracy"])
+    assert study.compare_curve_with_store(shorter, stored, tolerance=1e-9) == (0.0, True)
+    largest, within = study.compare_curve_with_store(shorter, stored, tolerance=-1)
+    assert not within
+    with pytest.raises(ValueError, match="the stored run has only"):
+        study.compare_curve_with_store(again, [dataclasses.replace(again, history={"val_accuracy": [0.2]})], 0.05)
 
 
 def _run(arm, n, seed, accuracy, curve=(0.2, 0.5, 0.6)):

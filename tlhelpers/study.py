@@ -516,9 +516,8 @@ def load_store(path, config):
     return results, pixels
 
 
-def compare_with_store(result, stored, tolerance):
-    """`(difference, within)`: the recomputed `result`'s test accuracy minus the stored run of the
-    same arm, backbone, budget and seed, and whether it is within `tolerance`.
+def _stored_run(result, stored):
+    """The stored run of `result`'s arm, backbone, budget and seed.
 
     Raises:
         ValueError: when the store has no such run.
@@ -528,5 +527,36 @@ def compare_with_store(result, stored, tolerance):
     if not match:
         raise ValueError(f"Received a {arm} run of {result.backbone} at {result.labels_per_class} labels per "
                          f"class, seed {result.seed}; the store has no such run.")
-    difference = result.test_accuracy - match[0].test_accuracy
+    return match[0]
+
+
+def compare_with_store(result, stored, tolerance):
+    """`(difference, within)`: the recomputed `result`'s test accuracy minus the stored run of the
+    same arm, backbone, budget and seed, and whether it is within `tolerance`.
+
+    Raises:
+        ValueError: when the store has no such run.
+    """
+    difference = result.test_accuracy - _stored_run(result, stored).test_accuracy
     return difference, abs(difference) <= tolerance
+
+
+def compare_curve_with_store(result, stored, tolerance):
+    """`(largest, within)`: the largest absolute difference between the validation curve of `result`,
+    a shorter recomputation of a stored run, and the stored run's first evaluations, and whether it is
+    within `tolerance`.
+
+    The first evaluations of a run do not depend on its length (a constant learning rate, and a
+    training order fixed by the seed), so the first steps of an expensive stored run can be checked
+    without repeating all of them.
+
+    Raises:
+        ValueError: when the store has no such run, or its curve is shorter than `result`'s.
+    """
+    recomputed = result.history["val_accuracy"]
+    curve = _stored_run(result, stored).history["val_accuracy"]
+    if len(recomputed) > len(curve):
+        raise ValueError(f"Received a curve of {len(recomputed)} evaluations; the stored run has only "
+                         f"{len(curve)}. Recompute at most {len(curve) - 1} evaluation intervals.")
+    largest = max(abs(a - b) for a, b in zip(recomputed, curve))
+    return largest, largest <= tolerance
