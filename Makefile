@@ -92,6 +92,7 @@ bench-cold: $(STAMP)
 		&& $(PY) bench/source_models.py ) 2>&1 | grep -v '^I0000\|^WARNING: All log' | tee bench/results-cold.txt
 
 ## make bench-notebooks-avx2: each notebook executed alone, one after another, with oneDNN limited to
-## AVX2 kernels: the slow-CPU run time of each notebook (about 20 min with a warm cache)
+## AVX2 kernels: on an AVX2-only AMD EPYC the slow CPU's run time of each notebook; on an AVX-512
+## machine an approximation that runs up to twice as fast (about 20 min with a warm cache)
 bench-notebooks-avx2: $(STAMP)
 	set -o pipefail; ONEDNN_MAX_CPU_ISA=AVX2 $(PY) bench/notebooks.py --one-by-one 2>&1 | grep -v '^I0000\|^WARNING: All log'

@@ -64,7 +64,7 @@ def main():
             env["TLHELPERS_CACHE"] = os.path.join(scratch, "cache")
         if args.one_by_one:
             report(f"Each notebook alone ({'cold' if args.cold else 'warm'} cache)", one_by_one(env, scratch),
-                   target="each under 4 min warm on the slow CPU (ONEDNN_MAX_CPU_ISA=AVX2 on AVX-512)")
+                   target="each under 4 min warm on the slow CPU (an AVX2-only AMD EPYC; ONEDNN_MAX_CPU_ISA=AVX2 on an AVX-512 machine is faster)")
             return
         junit = os.path.join(scratch, "nbval.xml")
         completed, seconds = timed(subprocess.run, ["make", "-s", "check-notebooks",
