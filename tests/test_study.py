@@ -78,10 +78,17 @@ def test_study_runs_every_arm_with_the_same_steps_and_writes_a_report(tiny_sourc
                                                   steps=config.eval_every), verbose=0)[0][0]
     assert len(shorter.history["val_accuracy"]) == 2 < len(again.history["val_accuracy"])
     assert study.compare_curve_with_store(shorter, stored, tolerance=1e-9) == (0.0, True)
-    largest, within = study.compare_curve_with_store(shorter, stored, tolerance=-1)
-    assert not within
+    # A stored curve 0.1 higher at the second evaluation only: the gap is found, and judged by the tolerance.
+    moved = dataclasses.replace(again, history={"val_accuracy": [v + 0.1 * (i == 1) for i, v in
+                                                                  enumerate(again.history["val_accuracy"])]})
+    largest, within = study.compare_curve_with_store(shorter, [moved], tolerance=0.05)
+    assert largest == pytest.approx(0.1) and not within
+    assert study.compare_curve_with_store(shorter, [moved], tolerance=0.15)[1]
     with pytest.raises(ValueError, match="the stored run has only"):
         study.compare_curve_with_store(again, [dataclasses.replace(again, history={"val_accuracy": [0.2]})], 0.05)
+    other_protocol = dataclasses.replace(shorter, config={**shorter.config, "eval_every": 2})
+    with pytest.raises(ValueError, match=r"eval_every=2 \(stored 1\)"):
+        study.compare_curve_with_store(other_protocol, stored, 0.05)
 
 
 def _run(arm, n, seed, accuracy, curve=(0.2, 0.5, 0.6)):

@@ -551,10 +551,20 @@ def compare_curve_with_store(result, stored, tolerance):
     without repeating all of them.
 
     Raises:
-        ValueError: when the store has no such run, or its curve is shorter than `result`'s.
+        ValueError: when the store has no such run, the two were trained with another protocol
+            (evaluation interval, batch size, head epochs, freeze stage, learning rate or image
+            size), or the stored curve is shorter than `result`'s.
     """
+    match = _stored_run(result, stored)
+    protocol = ("eval_every", "batch_size", "head_epochs", "freeze_stage", "learning_rate", "image_size")
+    differs = {key: (result.config.get(key), match.config.get(key)) for key in protocol
+               if result.config.get(key) != match.config.get(key)}
+    if differs:
+        raise ValueError("Received a run trained with another protocol than the stored one "
+                         + ", ".join(f"{key}={new!r} (stored {old!r})" for key, (new, old) in differs.items())
+                         + "; recompute it with the store's configuration and fewer steps only.")
     recomputed = result.history["val_accuracy"]
-    curve = _stored_run(result, stored).history["val_accuracy"]
+    curve = match.history["val_accuracy"]
     if len(recomputed) > len(curve):
         raise ValueError(f"Received a curve of {len(recomputed)} evaluations; the stored run has only "
                          f"{len(curve)}. Recompute at most {len(curve) - 1} evaluation intervals.")
