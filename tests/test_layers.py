@@ -15,9 +15,9 @@ PACKAGE = Path(__file__).resolve().parent.parent / "tlhelpers"
 # Bottom to top. The same list, with what each layer is for, is in CONTRIBUTING.md.
 LAYERS = (
     ("utilities", {"errors", "paths", "results", "optimizers", "distribution", "runtime"}),
-    ("registry", {"registry"}),
-    ("data", {"clutter", "datasets", "folders", "downloads", "photos", "pipeline"}),
-    ("weight sources", {"features", "hub", "source_models", "shipped_sources"}),
+    ("registry", {"architectures", "registry"}),
+    ("data", {"clutter", "datasets", "folders", "downloads", "photos", "pipeline", "sample_photos"}),
+    ("weight sources", {"features", "hub", "imagenet_ports", "source_models", "shipped_sources", "torch_files"}),
     ("bases", {"backbones"}),
     ("models", {"models", "model_pool", "hub_export"}),
     ("training", {"training"}),

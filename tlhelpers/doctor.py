@@ -77,8 +77,8 @@ def collect_status(keras_dir=None, tlhelpers_dir=None, probe=True):
         photo_status[name] = {"archive": spec.archive, "size": spec.size,
                               "state": "cached" if folder else "missing",
                               "path": str(folder) if folder else None}
-    embedded = {name: _default_source_model(name, tlhelpers_dir).is_file() for name in registry.BACKBONES}
-    shipped = {name: _shipped_state(name) for name in registry.BACKBONES}
+    embedded = {name: _default_source_model(name, tlhelpers_dir).is_file() for name in registry.KERAS_IMAGENET}
+    shipped = {name: _shipped_state(name) for name in registry.KERAS_IMAGENET}
     online = network_reachable() if probe else None
     missing_weights = [name for name, item in weights.items() if item["state"] != "cached"]
     if not datasets.EMBEDDED_FILE.is_file():

@@ -31,7 +31,7 @@ from pathlib import Path
 
 from tlhelpers import paths
 from tlhelpers.errors import DownloadError  # noqa: F401  (raised here; importable from here)
-from tlhelpers.registry import BACKBONES, get_backbone
+from tlhelpers.registry import KERAS_IMAGENET, get_backbone
 from tlhelpers.results import atomic_output
 
 MIRROR_ENV = "TLHELPERS_MIRROR"
@@ -326,7 +326,7 @@ def model_files():
     """Every file the ImageNet profile may need in the Keras `models/` cache:
     `[(owner, file name, md5)]`, owner a backbone name or `"class index"`."""
     found = []
-    for spec in BACKBONES.values():
+    for spec in map(get_backbone, KERAS_IMAGENET):
         found += [(spec.name, name, md5) for name, md5 in ((spec.imagenet_file, spec.imagenet_md5),
                                                            (spec.imagenet_top_file, spec.imagenet_top_md5)) if name]
     return found + [("class index", CLASS_INDEX_FILE, CLASS_INDEX_MD5)]

@@ -40,8 +40,8 @@ def image_format(data):
     return next((name for signature, name in IMAGE_SIGNATURES if data.startswith(signature)), None)
 
 
-def _decode(path, image_size):
-    """Decode and resize one file; return (array, None) or (None, reason)."""
+def _decode(path, image_size, square=False):
+    """Decode and resize one file (its centre square with `square`); return (array, None) or (None, reason)."""
     import tensorflow as tf
 
     if path.suffix.lower() not in IMAGE_EXTENSIONS:
@@ -54,14 +54,21 @@ def _decode(path, image_size):
         return None, "not an image: its first bytes are not those of a JPEG, PNG, GIF or BMP file"
     try:
         image = tf.io.decode_image(data, channels=3, expand_animations=False)
+        if square:
+            height, width = int(image.shape[0]), int(image.shape[1])
+            side = min(height, width)
+            image = tf.image.crop_to_bounding_box(image, (height - side) // 2, (width - side) // 2, side, side)
         image = tf.image.resize(image, image_size, antialias=True)
     except (tf.errors.InvalidArgumentError, tf.errors.UnknownError):
         return None, f"truncated or damaged {kind}: it starts like one but does not decode"
     return np.clip(np.rint(image.numpy()), 0, 255).astype(np.uint8), None
 
 
-def read_image(path, image_size=(224, 224)):
+def read_image(path, image_size=(224, 224), square=False):
     """One image file as a uint8 RGB array of `image_size`, e.g. a new image to predict.
+
+    With `square=True` the centre square is cropped before resizing (the usual
+    ImageNet evaluation view), so a wide photo is not squashed.
 
     Raises:
         DataError: the file is missing or not a readable image, with the reason.
@@ -69,7 +76,7 @@ def read_image(path, image_size=(224, 224)):
     path = Path(path)
     if not path.is_file():
         raise DataError(f"Received image path {str(path)!r}: no such file.")
-    image, reason = _decode(path, image_size)
+    image, reason = _decode(path, image_size, square)
     if image is None:
         raise DataError(f"Received image file {str(path)!r}: {reason}. Expected a JPEG, PNG, GIF or BMP image.")
     return image

