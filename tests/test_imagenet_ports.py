@@ -160,3 +160,14 @@ def test_keras_applications_mobilenet_is_not_the_port(mobilenet_state):
     images = np.random.default_rng(0).uniform(0, 255, (2, 96, 96, 3)).astype(np.float32)
     x = registry.get_backbone("mobilenet_v2").preprocess(images)
     assert np.max(np.abs(ours.predict(x, verbose=0) - theirs.predict(x, verbose=0))) > 0.1
+
+
+@pytest.mark.parametrize("name", PORTED)
+def test_random_weights_keep_the_signal_for_a_fair_control(name):
+    """The random-weights control is the same frozen network: its features must not vanish (Keras's
+    default initialiser leaves them near 1e-11 after 17 blocks, and the head then sees zeros)."""
+    base = backbones.build_base(name, weights=None, image_size=96)
+    images = np.random.default_rng(0).uniform(0, 255, (8, 96, 96, 3)).astype(np.float32)
+    features = base.predict(registry.get_backbone(name).preprocess(images), verbose=0)
+    assert 0.05 < float(np.abs(features).mean()) < 20
+    assert float(features.std(axis=0).mean()) > 0.01

@@ -68,14 +68,24 @@ class _Builder:
         self.epsilon = epsilon
         self.momentum = momentum
 
-    def conv(self, x, filters, kernel, stride, prefix, depthwise=False):
+    def conv(self, x, filters, kernel, stride, prefix, depthwise=False, activated=True):
+        """A convolution without bias; `activated` says whether a ReLU6 follows (for its initialiser)."""
         padding = "same"
         if self.explicit_padding and kernel > 1:
             x = layers.ZeroPadding2D(kernel // 2, name=_name(prefix) + "_pad")(x)
             padding = "valid"
+        # Random weights that keep the signal's scale from layer to layer (He et al. 2015: variance
+        # 2 / fan-in before a ReLU, 1 / fan-in before none). Keras's default (Glorot uniform) shrinks
+        # it through 17 blocks to about 1e-11, and a frozen random base then feeds the head zeros.
+        scale = 2.0 if activated else 1.0
         if depthwise:
-            return layers.DepthwiseConv2D(kernel, stride, padding=padding, use_bias=False, name=_name(prefix))(x)
-        return layers.Conv2D(filters, kernel, stride, padding=padding, use_bias=False, name=_name(prefix))(x)
+            # Keras counts every channel in a depthwise kernel's fan-in; each output sees one channel.
+            initializer = keras.initializers.VarianceScaling(scale * x.shape[-1], "fan_in", "truncated_normal")
+            return layers.DepthwiseConv2D(kernel, stride, padding=padding, use_bias=False,
+                                          depthwise_initializer=initializer, name=_name(prefix))(x)
+        initializer = keras.initializers.VarianceScaling(scale, "fan_in", "truncated_normal")
+        return layers.Conv2D(filters, kernel, stride, padding=padding, use_bias=False,
+                             kernel_initializer=initializer, name=_name(prefix))(x)
 
     def batchnorm(self, x, prefix, name=None):
         return layers.BatchNormalization(epsilon=self.epsilon, momentum=self.momentum,
@@ -152,7 +162,7 @@ def _inverted_residual_v2(build, x, channels, filters, expansion, stride, prefix
         part = 1
     x = build.conv(x, None, 3, stride, f"{prefix}.conv.{part}.0", depthwise=True)
     x = _relu6(build.batchnorm(x, f"{prefix}.conv.{part}.1"), f"{_name(prefix)}_depthwise_relu")
-    x = build.conv(x, filters, 1, 1, f"{prefix}.conv.{part + 1}")
+    x = build.conv(x, filters, 1, 1, f"{prefix}.conv.{part + 1}", activated=False)
     x = build.batchnorm(x, f"{prefix}.conv.{part + 2}")
     if stride == 1 and channels == filters:
         x = layers.Add(name=f"{_name(prefix)}_out")([shortcut, x])
@@ -190,7 +200,7 @@ def _lite_block(build, x, channels, filters, expansion, stride, kernel, prefix):
         x = _relu6(build.batchnorm(x, f"{prefix}._bn0"), f"{_name(prefix)}_expand_relu")
     x = build.conv(x, None, kernel, stride, f"{prefix}._depthwise_conv", depthwise=True)
     x = _relu6(build.batchnorm(x, f"{prefix}._bn1"), f"{_name(prefix)}_depthwise_relu")
-    x = build.conv(x, filters, 1, 1, f"{prefix}._project_conv")
+    x = build.conv(x, filters, 1, 1, f"{prefix}._project_conv", activated=False)
     x = build.batchnorm(x, f"{prefix}._bn2")
     if stride == 1 and channels == filters:
         x = layers.Add(name=f"{_name(prefix)}_out")([shortcut, x])
