@@ -74,9 +74,9 @@ def build_parser():
                      help="fine-tuning freezes stages 1..k (default: 3)")
     run.add_argument("--image-size", type=int, default=defaults.image_size, help="default: %(default)s")
     run.add_argument("--dataset", default=defaults.dataset,
-                     help="embedded (garments in clutter), embedded-clean, digits, a photo dataset "
-                          "(cats_vs_dogs, flowers; downloaded "
-                          "once), or a folder of class subfolders (default: %(default)s)")
+                     help="embedded (garments in clutter), embedded-clean, digits, clipart (128-px "
+                          "drawings, 28 pool images in its smallest class), a photo dataset (cats_vs_dogs, "
+                          "flowers; downloaded once), or a folder of class subfolders (default: %(default)s)")
     run.add_argument("--source-task", choices=SOURCE_TASKS, default=defaults.source_task,
                      help="weights 'embedded': the source model shipped for the garments in clutter, or "
                           "one trained on first use on the clean source classes (default: %(default)s)")
@@ -124,8 +124,8 @@ def build_parser():
                        help="gradient steps between evaluations on validation, the learning curves' "
                             "x-axis (default: %(default)s)")
     study.add_argument("--dataset", choices=STUDY_DATASETS, default=study_defaults.dataset,
-                       help="target task: embedded (garments in clutter), embedded-clean, digits "
-                            "(default: %(default)s)")
+                       help="target task: embedded (garments in clutter), embedded-clean, digits, "
+                            "clipart (default: %(default)s)")
     study.add_argument("--out", default="report-study", help="report directory (default: %(default)s)")
     study.add_argument("--quiet", action="store_true", help="no progress output")
 

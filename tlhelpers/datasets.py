@@ -1,4 +1,4 @@
-"""Datasets: the embedded Fashion-MNIST subset, scikit-learn's digits, image folders.
+"""Datasets: the embedded Fashion-MNIST subset, scikit-learn's digits, the clip-art subset, image folders.
 
 Every loader returns `ImageSet`s of uint8 images shaped `(N, H, W, C)`, so
 the rest of the package never sees file formats. `make_splits` turns a pool
@@ -9,6 +9,8 @@ leaves the test split untouched.
 from __future__ import annotations
 
 import dataclasses
+import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +26,10 @@ EMBEDDED_CLASS_NAMES = (
 DEFAULT_SOURCE_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat")
 DEFAULT_TARGET_CLASSES = ("Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
 DIGITS_SIZE = 28
+CLIPART_FILE = DATA_DIR / "clipart_subset.npz"
+CLIPART_CLASS_NAMES = ("mammals", "birds", "fruit", "vehicles", "hardware")
+CLIPART_REBUILD = ("Rebuild it with `python data/build_clipart_subset.py` (it needs Debian's "
+                   "`openclipart-png` package; see data/README.md).")
 
 
 @dataclasses.dataclass
@@ -187,6 +193,49 @@ def load_digits(test_fraction=0.3, seed=0):
         tuple(str(d) for d in range(10)),
     )
     return stratified_split(data, test_fraction, seed)
+
+
+def load_clipart():
+    """Load the vendored clip-art subset: public-domain drawings of five classes, 128x128 RGB.
+
+    A dissimilar target task with few examples: mammals, birds, fruit,
+    vehicles and computer hardware from Debian's `openclipart-png`, each
+    drawing centred on white (`data/README.md`). The test split is fixed and
+    holds whole near-duplicate groups, so no drawing in it has a near-copy in
+    the pool (near-copies within the pool may still fall in both the training
+    and the validation draw of `make_splits`).
+
+    Returns:
+        `(pool, test)`: the training pool (28 to 72 images per class) and the
+        test split (16 to 43 per class), uint8 `(N, 128, 128, 3)`.
+
+    Raises:
+        DataError: if `CLIPART_FILE` is missing, unreadable or not the
+            expected arrays, saying how to rebuild it.
+    """
+    if not CLIPART_FILE.is_file():
+        raise DataError(f"Clip-art dataset not found at {CLIPART_FILE}. {CLIPART_REBUILD}")
+    try:
+        with np.load(CLIPART_FILE, allow_pickle=False) as archive:
+            images, labels, is_test = archive["images"], archive["labels"], archive["is_test"]
+            class_names = tuple(str(name) for name in archive["class_names"])
+    except (OSError, EOFError, KeyError, ValueError, zipfile.BadZipFile, zlib.error) as error:
+        raise DataError(f"Clip-art dataset at {CLIPART_FILE} is unreadable ({type(error).__name__}: "
+                        f"{error}). {CLIPART_REBUILD}") from error
+    if (class_names != CLIPART_CLASS_NAMES or images.dtype != np.uint8 or images.ndim != 4
+            or images.shape[-1] != 3 or labels.shape != (len(images),) or is_test.shape != labels.shape
+            or is_test.dtype != bool or not np.isin(labels, range(len(class_names))).all()):
+        raise DataError(f"Clip-art dataset at {CLIPART_FILE} holds images {images.shape} {images.dtype}, "
+                        f"{labels.size} labels and classes {list(class_names)}; expected uint8 RGB images "
+                        f"with one label and test flag each, classes {list(CLIPART_CLASS_NAMES)}. "
+                        f"{CLIPART_REBUILD}")
+    data = ImageSet(images, labels.astype(np.int64), class_names)
+    return data.subset(~is_test), data.subset(is_test)
+
+
+# Target tasks shipped with the package or its dependencies, by name (an
+# experiment's `dataset`): loaders that take no argument and return `(pool, test)`.
+BUNDLED_DATASETS = {"digits": load_digits, "clipart": load_clipart}
 
 
 def stratified_split(data, test_fraction, seed):

@@ -21,7 +21,7 @@ from tlhelpers.report import load_results, results_payload
 from tlhelpers.results import atomic_write_text
 
 SOURCE_TASKS = ("clutter", "clean")
-DATASETS = (*datasets.EMBEDDED_TASKS, "digits", *PHOTO_DATASETS)
+DATASETS = (*datasets.EMBEDDED_TASKS, *datasets.BUNDLED_DATASETS, *PHOTO_DATASETS)
 
 
 @dataclasses.dataclass
@@ -39,8 +39,10 @@ class ExperimentConfig:
         freeze_stage: Fine-tuning freezes stages 1..k (None: the default, 3).
         image_size: Input side.
         dataset: `"embedded"` (Fashion-MNIST in clutter), `"embedded-clean"`,
-            `"digits"`, a photo dataset of `photos.PHOTO_DATASETS` (downloaded
-            once) or a folder of class subfolders.
+            `"digits"`, `"clipart"` (128-px drawings, 28 to 72 pool images
+            per class, so budgets plus validation must stay within that), a
+            photo dataset of `photos.PHOTO_DATASETS` (downloaded once) or a
+            folder of class subfolders.
         source_task: Which embedded source model `weights="embedded"` means:
             `"clutter"` (shipped in `data/source_models/`, trained on the source
             classes in clutter) or `"clean"` (trained on first use on the clean
@@ -144,8 +146,8 @@ def load_task(config, verbose=1):
     if config.dataset in datasets.EMBEDDED_TASKS:
         pool, test = datasets.load_embedded_task(config.dataset, config.target_classes)
         return pool, test, None
-    if config.dataset == "digits":
-        pool, test = datasets.load_digits()
+    if config.dataset in datasets.BUNDLED_DATASETS:
+        pool, test = datasets.BUNDLED_DATASETS[config.dataset]()
         return pool, test, None
     from tlhelpers.folders import load_image_folder
 

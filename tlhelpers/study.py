@@ -69,7 +69,8 @@ class StudyConfig:
             `"embedded-clean"` (the same garments clean: pixels suffice),
             `"digits"` (dissimilar; 125 pool images per class, so budgets plus
             validation must stay within that, and the whole test split is
-            used) or a photo dataset of `photos.PHOTO_DATASETS` (downloaded once).
+            used), `"clipart"` (drawings; the same with 28 to 72 pool images
+            per class) or a photo dataset of `photos.PHOTO_DATASETS` (downloaded once).
         weights: The transfer arms' weights: `"embedded"` (the shipped source
             models) or `"imagenet"`.
     """
@@ -91,10 +92,10 @@ class StudyConfig:
 
 # The results store of the default study (`make study`), read by notebook 5.
 STORE = datasets.DATA_DIR.parent / "docs" / "study" / "results.json"
-STUDY_DATASETS = (*datasets.EMBEDDED_TASKS, "digits")
+STUDY_DATASETS = (*datasets.EMBEDDED_TASKS, *datasets.BUNDLED_DATASETS)
 STUDY_WEIGHTS = ("embedded", "imagenet")
 DATASET_TITLES = {"embedded": "Fashion-MNIST in clutter", "embedded-clean": "Fashion-MNIST, clean",
-                  "digits": "digits"}
+                  "digits": "digits", "clipart": "clip art"}
 
 
 def epochs_for(labels_per_class, num_classes, steps, batch_size, eval_every=None):
@@ -107,8 +108,8 @@ def epochs_for(labels_per_class, num_classes, steps, batch_size, eval_every=None
 def load_splits(config):
     """`{(labels_per_class, seed): Splits}` of the study's target task."""
     validation, test_per_class = None, config.test_per_class
-    if config.dataset == "digits":
-        pool, test = datasets.load_digits()
+    if config.dataset in datasets.BUNDLED_DATASETS:
+        pool, test = datasets.BUNDLED_DATASETS[config.dataset]()
         test_per_class = None
     elif config.dataset in datasets.EMBEDDED_TASKS:
         pool, test = datasets.load_embedded_task(config.dataset)
