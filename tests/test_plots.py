@@ -158,3 +158,19 @@ def test_metric_guide_names_every_mark_and_the_fit_method():
     assert "n/a (still rising)" in " ".join(text.get_text() for text in ax.texts)
     assert "linear fallback" in ax.get_title()
     pyplot.close("all")
+
+
+def test_source_comparison_draws_one_bar_per_source_and_target_and_every_seed():
+    accuracies = {"clutter": {"ImageNet": [0.6, 0.7, 0.65], "garments": [0.5, 0.45, 0.5], "random": [0.3, 0.2, 0.25]},
+                  "clip art": {"ImageNet": [0.7, 0.6, 0.66], "garments": [0.3, 0.35, 0.3], "random": [0.2, 0.3, 0.3]}}
+    ax = plots.plot_source_comparison(accuracies, chance={"clutter": 0.2, "clip art": 0.2})
+    bars = [c for c in ax.containers if isinstance(c, BarContainer)]
+    assert [c.get_label() for c in bars] == ["ImageNet", "garments", "random"]
+    assert [round(p.get_height(), 3) for p in bars[0].patches] == [0.65, 0.653]
+    dots = [line for line in ax.lines if line.get_marker() == "o"]
+    assert len(dots) == 6 and all(len(line.get_ydata()) == 3 for line in dots)
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["clutter", "clip art"]
+    assert sorted(t.get_text() for t in ax.get_legend().get_texts()) == ["ImageNet", "chance", "garments", "random"]
+    pyplot.close("all")
+    with pytest.raises(ValueError, match="different sources"):
+        plots.plot_source_comparison({"a": {"x": [1]}, "b": {"y": [1]}})

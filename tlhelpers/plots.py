@@ -334,3 +334,45 @@ def plot_by_stage(lines, reference, ax=None, title="Test accuracy by the number 
     ax.set_title(title)
     ax.legend(fontsize=8)
     return ax
+
+
+def plot_source_comparison(accuracies, chance=None, ax=None):
+    """Test accuracy of several sources on several targets: grouped bars with one dot per seed.
+
+    Args:
+        accuracies: `{target: {source: [test accuracy per seed]}}`, every target
+            with the same sources in the same order.
+        chance: Optional `{target: chance accuracy}`, drawn as a short dashed line over each group.
+        ax: Axes to draw on; a new figure is created when None.
+
+    Returns:
+        The Axes drawn on.
+
+    Raises:
+        ValueError: no targets, or targets with different sources.
+    """
+    targets = list(accuracies)
+    if not targets:
+        raise ValueError("Received no targets. Expected {target: {source: [accuracies]}}.")
+    sources = list(accuracies[targets[0]])
+    if any(list(accuracies[t]) != sources for t in targets):
+        raise ValueError(f"Received targets with different sources. Expected every target to have: {sources}.")
+    ax = _axes(ax)
+    width = 0.8 / len(sources)
+    positions = np.arange(len(targets))
+    for index, source in enumerate(sources):
+        x = positions + (index - (len(sources) - 1) / 2) * width
+        values = [np.asarray(accuracies[t][source], dtype=float) for t in targets]
+        ax.bar(x, [v.mean() for v in values], width * 0.9, label=source)
+        for left, seeds in zip(x, values):
+            ax.plot(np.full(len(seeds), left), seeds, "o", color="black", markersize=3, zorder=3)
+    for position, target in zip(positions, targets):
+        if chance and target in chance:
+            ax.hlines(chance[target], position - 0.45, position + 0.45, colors="0.3", linestyles="--",
+                      linewidth=1, label="chance" if position == 0 else None)
+    ax.set_xticks(positions, targets)
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("test accuracy")
+    ax.set_title("Feature extraction from each source (bars: mean over seeds; dots: one seed each)")
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    return ax

@@ -220,13 +220,40 @@ def comparison(results, pixels, backbone, arm, control, labels_per_class, key="t
         runs = _by_arm(results, backbone, name, labels_per_class)
         return [getattr(run_metrics(r), key) if key != "test_accuracy" else r.test_accuracy for r in runs]
 
-    a, b = values(arm), values(control)
+    return _paired_row(values(arm), values(control), arm=arm, control=control, labels_per_class=labels_per_class,
+                       metric=key)
+
+
+def source_comparison(runs, other_runs, labels_per_class, names):
+    """Paired comparison of the same arm from two sources, e.g. feature extraction on ImageNet
+    MobileNetV2 and on the shipped ResNet50, run by two studies with the same target, budgets,
+    seeds and splits (a seed draws the same training images in both).
+
+    Args:
+        runs, other_runs: `run_study` results of one arm each.
+        labels_per_class: The budget to compare at.
+        names: `(name, other_name)`, how `sentence` calls the two.
+
+    Returns:
+        A `comparison`-shaped dict on test accuracy.
+    """
+    a, b = ([r.test_accuracy for r in sorted(group, key=lambda r: r.seed) if r.labels_per_class == labels_per_class]
+            for group in (runs, other_runs))
+    seeds = [sorted(r.seed for r in group if r.labels_per_class == labels_per_class) for group in (runs, other_runs)]
+    if seeds[0] != seeds[1]:
+        raise ValueError(f"Received seeds {seeds[0]} and {seeds[1]}. Expected the same seeds for both sources.")
+    return _paired_row(a, b, arm=names[0], control=names[1], labels_per_class=labels_per_class,
+                       metric="test_accuracy")
+
+
+def _paired_row(a, b, **fields):
+    """The paired difference of two equally long, seed-ordered lists as a comparison row."""
     if len(a) != len(b) or len(a) < 2:
-        raise ValueError(f"Received {len(a)} runs of {arm} and {len(b)} of {control} at {labels_per_class} "
-                         "labels per class. Expected the same seeds for both, at least 2.")
+        raise ValueError(f"Received {len(a)} runs of {fields['arm']} and {len(b)} of {fields['control']} at "
+                         f"{fields['labels_per_class']} labels per class. Expected the same seeds for both, "
+                         "at least 2.")
     mean, low, high = probes.paired_difference(a, b)
-    return {"arm": arm, "control": control, "labels_per_class": labels_per_class, "metric": key,
-            "arm_mean": float(np.mean(a)), "control_mean": float(np.mean(b)),
+    return {**fields, "arm_mean": float(np.mean(a)), "control_mean": float(np.mean(b)),
             "difference": mean, "ci_low": low, "ci_high": high, "verdict": probes.verdict(a, b)}
 
 
@@ -244,7 +271,7 @@ def labels_saved(results, pixels, backbone, arm, control):
 
 def sentence(row):
     """One sentence for a `comparison` row, with its interval; "no clear difference" unless it excludes 0."""
-    arm, control = ARM_NAMES[row["arm"]], ARM_NAMES[row["control"]]
+    arm, control = (ARM_NAMES.get(row[side], row[side]) for side in ("arm", "control"))
     what = {"test_accuracy": "test accuracy", "start": "start", "slope": "initial slope",
             "asymptote": "asymptote"}[row["metric"]]
     interval = f"{row['difference']:+.3f}, 95% interval {row['ci_low']:+.3f} to {row['ci_high']:+.3f}"
