@@ -1,4 +1,5 @@
-"""Drop TensorFlow's C++ log lines and Python warnings from stored notebook outputs.
+"""Drop TensorFlow's C++ log lines and Python warnings from stored notebook outputs, and store the
+kernel as JupyterLab names the project's (so that a notebook does not open as modified).
 
 TensorFlow writes timestamped start-up and runtime logs straight to the
 process's stderr, where no Python setting reaches them. They carry no
@@ -11,6 +12,9 @@ import sys
 
 import nbformat
 
+# What `python -m ipykernel install` (the kernel of .venv) calls itself; JupyterLab marks a notebook
+# modified when it opens if the stored name differs.
+KERNELSPEC = {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}
 LOG_LINE = re.compile(r"^([IWEF]\d{4} \d\d:\d\d:\d+\.\d+|WARNING: All log messages before absl|WARNING:tensorflow:)")
 
 
@@ -28,6 +32,7 @@ def tidy(path):
             outputs.append(output)
         if "outputs" in cell:
             cell.outputs = outputs
+    notebook.metadata["kernelspec"] = dict(KERNELSPEC)
     nbformat.write(notebook, path)
 
 

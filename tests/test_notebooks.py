@@ -72,3 +72,15 @@ def test_setup_quiets_tensorflow_and_seeds(monkeypatch):
 
     assert os.environ["TF_CPP_MIN_LOG_LEVEL"] == "2"
     assert logging.getLogger("tensorflow").level == logging.ERROR
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda path: path.stem)
+def test_stored_kernel_is_the_one_jupyterlab_opens_it_with(path):
+    """JupyterLab marks a notebook modified on opening when its stored kernel name differs from the
+    installed kernel's; `notebooks/tidy_outputs.py` stores the venv's."""
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    installed = KernelSpecManager().get_kernel_spec("python3")
+    stored = json.loads(path.read_text())["metadata"]["kernelspec"]
+    assert (stored["name"], stored["display_name"]) == ("python3", installed.display_name), \
+        f"{path.name}: run notebooks/tidy_outputs.py on it"
