@@ -113,8 +113,7 @@ def _wheel_state(name, tlhelpers_dir):
         imagenet_ports.original_path(name)
     except WeightsUnavailableError as error:
         return f"unusable: {error}"
-    folder = paths.resolve_cache_dir(tlhelpers_dir) / imagenet_ports.PORTS_SUBDIR
-    converted = (folder / f"{name}_imagenet.weights.h5").is_file()
+    converted = imagenet_ports.cache_paths(name, tlhelpers_dir)[0].is_file()
     return "ready, converted" if converted else "ready (converted on first use, seconds)"
 
 

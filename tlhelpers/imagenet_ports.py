@@ -138,6 +138,12 @@ def convert(model, state):
     return model
 
 
+def cache_paths(name, cache_dir=None):
+    """`(weights, record)`: where the converted weights of a backbone and their checksums are cached."""
+    folder = paths.resolve_cache_dir(cache_dir) / PORTS_SUBDIR
+    return folder / f"{name}_imagenet.weights.h5", folder / f"{name}_imagenet.json"
+
+
 def converted_path(name, cache_dir=None):
     """The cached Keras weights (with classifier) of a backbone, converting them on first use.
 
@@ -145,16 +151,13 @@ def converted_path(name, cache_dir=None):
     checked on every use: a damaged or stale file is converted again.
     """
     wheel = wheel_spec(name)
-    folder = paths.resolve_cache_dir(cache_dir) / PORTS_SUBDIR
-    path = folder / f"{name}_imagenet.weights.h5"
-    record = folder / f"{name}_imagenet.json"
+    path, record = cache_paths(name, cache_dir)
     if path.is_file() and record.is_file():
         stored = json.loads(record.read_text())
         if stored.get("original_sha256") == wheel.sha256 and stored.get("sha256") == sha256_of(path):
             return path
     model = convert(get_backbone(name).builder(include_top=True, weights=None), read_original(name))
-    folder.mkdir(parents=True, exist_ok=True)
-    with atomic_output(path) as partial:
+    with atomic_output(path) as partial:  # creates the folder
         model.save_weights(partial)
     atomic_write_text(record, json.dumps({"backbone": name, "sha256": sha256_of(path),
                                           "original_sha256": wheel.sha256, "package": wheel.package,

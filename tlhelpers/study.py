@@ -237,13 +237,13 @@ def source_comparison(runs, other_runs, labels_per_class, names):
     Returns:
         A `comparison`-shaped dict on test accuracy.
     """
-    a, b = ([r.test_accuracy for r in sorted(group, key=lambda r: r.seed) if r.labels_per_class == labels_per_class]
-            for group in (runs, other_runs))
-    seeds = [sorted(r.seed for r in group if r.labels_per_class == labels_per_class) for group in (runs, other_runs)]
+    first, second = (sorted((r for r in group if r.labels_per_class == labels_per_class), key=lambda r: r.seed)
+                     for group in (runs, other_runs))
+    seeds = [[r.seed for r in chosen] for chosen in (first, second)]
     if seeds[0] != seeds[1]:
         raise ValueError(f"Received seeds {seeds[0]} and {seeds[1]}. Expected the same seeds for both sources.")
-    return _paired_row(a, b, arm=names[0], control=names[1], labels_per_class=labels_per_class,
-                       metric="test_accuracy")
+    return _paired_row([r.test_accuracy for r in first], [r.test_accuracy for r in second], arm=names[0],
+                       control=names[1], labels_per_class=labels_per_class, metric="test_accuracy")
 
 
 def _paired_row(a, b, **fields):
