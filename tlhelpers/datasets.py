@@ -316,7 +316,18 @@ def make_splits(pool, test, labels_per_class, validation_per_class=100, *, seed=
 
 def subsample_per_class(data, per_class, seed=0):
     """The first `per_class` examples of each class after a seeded shuffle (all if fewer)."""
+    return data.subset(_per_class_order(data, seed, slice(None, per_class)))
+
+
+def held_out_per_class(data, used_per_class, seed=0):
+    """The examples that `subsample_per_class(data, used_per_class, seed)` leaves out: a confirmation
+    set for results whose design was chosen on that subset."""
+    return data.subset(_per_class_order(data, seed, slice(used_per_class, None)))
+
+
+def _per_class_order(data, seed, part):
+    """Sorted indices of `part` of each class's examples after a seeded shuffle."""
     rng = np.random.default_rng(seed)
-    index = [rng.permutation(np.flatnonzero(data.labels == label))[:per_class]
+    index = [rng.permutation(np.flatnonzero(data.labels == label))[part]
              for label in range(len(data.class_names))]
-    return data.subset(np.sort(np.concatenate(index)).astype(np.int64))
+    return np.sort(np.concatenate(index)).astype(np.int64)

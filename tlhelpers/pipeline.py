@@ -28,7 +28,7 @@ def to_model_input(images, image_size, preprocess):
     return preprocess(x)
 
 
-def make_dataset(data, image_size, preprocess, batch_size=64, shuffle=False, seed=0):
+def make_dataset(data, image_size, preprocess, batch_size=64, shuffle=False, seed=0, repeat=False):
     """Build a batched, prefetched `tf.data.Dataset` of `(inputs, labels)`.
 
     Args:
@@ -38,6 +38,9 @@ def make_dataset(data, image_size, preprocess, batch_size=64, shuffle=False, see
         batch_size: Batch size.
         shuffle: Reshuffle every epoch; the order depends only on `seed`.
         seed: Shuffle seed.
+        repeat: Repeat the (reshuffled) images endlessly before batching, so
+            that every batch is full (batching first leaves a short batch at
+            the end of every pass).
 
     Returns:
         A `tf.data.Dataset`.
@@ -45,6 +48,8 @@ def make_dataset(data, image_size, preprocess, batch_size=64, shuffle=False, see
     ds = tf.data.Dataset.from_tensor_slices((data.images, data.labels))
     if shuffle:
         ds = ds.shuffle(len(data), seed=seed, reshuffle_each_iteration=True)
+    if repeat:
+        ds = ds.repeat()
     ds = ds.batch(batch_size)
     ds = ds.map(
         lambda x, y: (to_model_input(x, image_size, preprocess), y),

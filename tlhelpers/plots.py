@@ -376,3 +376,41 @@ def plot_source_comparison(accuracies, chance=None, ax=None):
     ax.set_title("Feature extraction from each source (bars: mean over seeds; dots: one seed each)")
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     return ax
+
+
+def plot_budget_curves(table, arm_names, ax=None, title=None):
+    """Test accuracy against labels per class (log axis), one line per arm with its 95% t-interval over
+    seeds as a band.
+
+    Args:
+        table: Rows with `arm`, `labels_per_class`, `test_accuracy`, `ci_low`, `ci_high`
+            (e.g. one backbone's rows of `budget_study.analyse(...)["table"]`).
+        arm_names: `{arm: legend name}`; its order is the legend's and the colours'.
+        ax: Axes to draw on; a new figure is created when None.
+        title: The panel's title.
+
+    Returns:
+        The Axes drawn on.
+    """
+    if not table:
+        raise ValueError("Expected rows of test accuracy by arm and budget, received none.")
+    ax = _axes(ax)
+    for index, (arm, name) in enumerate(arm_names.items()):
+        rows = sorted((row for row in table if row["arm"] == arm), key=lambda row: row["labels_per_class"])
+        if not rows:
+            continue
+        budgets = [row["labels_per_class"] for row in rows]
+        ax.plot(budgets, [row["test_accuracy"] for row in rows], marker="o", color=f"C{index}", label=name)
+        ax.fill_between(budgets, [row["ci_low"] for row in rows], [row["ci_high"] for row in rows],
+                        color=f"C{index}", alpha=0.15, linewidth=0)
+    budgets = sorted({row["labels_per_class"] for row in table})
+    ax.set_xscale("log")
+    ax.set_xticks(budgets, [str(budget) for budget in budgets])
+    ax.minorticks_off()
+    ax.set_xlabel("labels per class (log scale)")
+    ax.set_ylabel("test accuracy (mean over seeds; band: 95% interval)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+    if title:
+        ax.set_title(title)
+    return ax

@@ -15,6 +15,7 @@ from tlhelpers.models import (
     DEFAULT_FREEZE_STAGE, build_head, build_strategy, count_params, strategy_learning_rate,
 )
 from tlhelpers.pipeline import make_dataset
+from tlhelpers.protocol import EarlyStopping, precise_batchnorm, trainable_batchnorm_layers
 from tlhelpers.registry import check_image_size, get_backbone
 from tlhelpers.results import HISTORY_KEYS, RunResult
 from tlhelpers.runtime import compile_model, set_seed
@@ -28,10 +29,12 @@ EVAL_BATCH_SIZE = 64
 FEATURE_HEAD_STEPS_PER_EXECUTION = 64
 
 
-def _feature_dataset(features, labels, batch_size, shuffle, seed):
+def _feature_dataset(features, labels, batch_size, shuffle, seed, repeat=False):
     ds = tf.data.Dataset.from_tensor_slices((features, labels))
     if shuffle:
         ds = ds.shuffle(len(labels), seed=seed, reshuffle_each_iteration=True)
+    if repeat:
+        ds = ds.repeat()
     return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
 
 
@@ -66,7 +69,67 @@ def fit_with_curves(model, train_ds, val_ds, epochs, history=None, verbose=1, st
     return history
 
 
-def train_run(splits, strategy, backbone="resnet50", weights="embedded", image_size=32, epochs=10, *,
+def fit_protocol(model, train_ds, val_ds, protocol, train_steps, bn_batches=None, verbose=1):
+    """Train `model` under `protocol` (see `tlhelpers.protocol`) and restore its best weights.
+
+    Args:
+        train_ds: Endlessly repeated, full training batches.
+        train_steps: Batches for the training metrics before any training (one pass).
+        bn_batches: Training image batches for re-estimating BatchNormalization
+            statistics before every evaluation; None leaves them alone.
+
+    Returns:
+        `(history, stop)`: the curves keyed by `results.HISTORY_KEYS` (epoch i is
+        after i * eval_every steps; 0 before training) and a dict with `best_step`,
+        `stopped_step` and `stopped_by` (`"patience"` or `"cap"`).
+    """
+    if bn_batches is not None:
+        precise_batchnorm(model, bn_batches)
+    loss, accuracy = model.evaluate(train_ds, steps=train_steps, verbose=0)
+    val_loss, val_accuracy = model.evaluate(val_ds, verbose=0)
+    history = {"epoch": [0], "accuracy": [accuracy], "val_accuracy": [val_accuracy],
+               "loss": [loss], "val_loss": [val_loss]}
+    stopper = EarlyStopping(protocol.patience, bn_batches, initial=(float(val_accuracy), -float(val_loss)))
+    fitted = model.fit(train_ds, validation_data=val_ds, epochs=protocol.evaluations,
+                       steps_per_epoch=protocol.eval_every, shuffle=False, verbose=verbose,
+                       callbacks=[stopper]).history
+    done = len(fitted["loss"])
+    history["epoch"].extend(range(1, done + 1))
+    for key in HISTORY_KEYS[1:]:
+        history[key].extend(float(v) for v in fitted[key])
+    by_patience = stopper.waited >= protocol.patience
+    return history, {"best_step": stopper.best_index * protocol.eval_every,
+                     "stopped_step": done * protocol.eval_every,
+                     "stopped_by": "patience" if by_patience else "cap"}
+
+
+def _bn_batches(model, data, size, preprocess, protocol, seed):
+    """Fixed batches of training images for `protocol.precise_batchnorm`, or None when `model` has no
+    BatchNormalization layer that trains (nothing to re-estimate)."""
+    if not protocol.precise_bn or not trainable_batchnorm_layers(model):
+        return None
+    order = np.random.default_rng(seed).permutation(len(data))[:protocol.bn_images]
+    batch = min(protocol.bn_batch_size, len(order))
+    # Equal-sized batches, so that the mean of the batch statistics weighs every image the same.
+    order = order[:len(order) // batch * batch]
+    ds = make_dataset(data.subset(order), size, preprocess, batch)
+    return [images for images, _ in ds]
+
+
+def _check_protocol_options(protocol, epochs, eval_every, head_epochs, learning_rate, batch_size):
+    """Reject options that `protocol` replaces."""
+    given = {"epochs": epochs, "eval_every": eval_every, "head_epochs": head_epochs or None,
+             "learning_rate": learning_rate, "batch_size": None if batch_size == 16 else batch_size}
+    clashes = [name for name, value in given.items() if value is not None]
+    if clashes:
+        raise ValueError(f"Received protocol={protocol} together with {', '.join(clashes)}. Expected one of "
+                         "them: a protocol sets the steps, evaluation interval, learning rate and batch size "
+                         "(`dataclasses.replace(protocol, ...)` changes one); head-only epochs are not part "
+                         "of it.")
+
+
+def train_run(splits, strategy, backbone="resnet50", weights="embedded", image_size=32, epochs=None, *,
+              protocol=None,
               seed=0, head_epochs=0, freeze_stage=None, learning_rate=None, batch_size=16,
               hidden_units=(), dropout=0.2, use_feature_cache=True, augment=False, cache_dir=None,
               verbose=1, weights_options=None, reuse_models=True, distribute=None, eval_every=None):
@@ -78,7 +141,13 @@ def train_run(splits, strategy, backbone="resnet50", weights="embedded", image_s
         backbone: Registry name.
         weights: Weight source for transfer strategies (see `backbones.build_base`).
         image_size: Input side or `(height, width)`.
-        epochs: Total training epochs (both phases together for fine-tuning).
+        epochs: Total training epochs (both phases together for fine-tuning):
+            the fixed schedule, without early stopping (default 10). Not
+            together with `protocol`.
+        protocol: A `protocol.Protocol`: early stopping on validation with
+            the best weights restored, full batches and (for networks whose
+            BatchNormalization trains) precise statistics; it sets the
+            steps, evaluation interval, learning rate and batch size.
         eval_every: Gradient steps per epoch (the curves' evaluation interval)
             instead of one pass over the training images, so that runs with
             different label budgets are compared after the same steps.
@@ -109,6 +178,11 @@ def train_run(splits, strategy, backbone="resnet50", weights="embedded", image_s
     Returns:
         A `RunResult`.
     """
+    if protocol is not None:
+        _check_protocol_options(protocol, epochs, eval_every, head_epochs, learning_rate, batch_size)
+        learning_rate, batch_size, eval_every, epochs = (protocol.learning_rate, protocol.batch_size,
+                                                         protocol.eval_every, protocol.evaluations)
+    epochs = 10 if epochs is None else epochs
     if epochs < 1:
         raise ValueError(f"Received epochs={epochs}. Expected an integer >= 1.")
     if eval_every is not None and eval_every < 1:
@@ -129,18 +203,24 @@ def train_run(splits, strategy, backbone="resnet50", weights="embedded", image_s
     gc.collect()
     started = time.perf_counter()
     set_seed(seed)
-    phase_starts = []
+    phase_starts, stop = [], {}
+    repeat = protocol is not None
     if strategy == "feature_extraction" and use_feature_cache and not augment:
         with _scope(distribute):
             built = _feature_head(splits, backbone, weights, size, hidden_units, dropout, seed,
                                   learning_rate, cache_dir, weights_options,
                                   reuse_base=reuse_models)
-        datasets = [_feature_dataset(f, d.labels, batch_size if i == 0 else EVAL_BATCH_SIZE, i == 0, seed)
+        datasets = [_feature_dataset(f, d.labels, batch_size if i == 0 else EVAL_BATCH_SIZE, i == 0, seed,
+                                     repeat and i == 0)
                     for i, (f, d) in enumerate(zip(built.pop("features"),
                                                    (splits.train, splits.validation, splits.test)))]
         model, trainable, frozen = built["model"], built["trainable"], built["frozen"]
-        history = fit_with_curves(model, datasets[0], datasets[1], epochs, verbose=verbose,
-                                  steps_per_epoch=eval_every)
+        if protocol is not None:
+            history, stop = fit_protocol(model, datasets[0], datasets[1], protocol,
+                                         -(-len(splits.train) // batch_size), verbose=verbose)
+        else:
+            history = fit_with_curves(model, datasets[0], datasets[1], epochs, verbose=verbose,
+                                      steps_per_epoch=eval_every)
     else:
         def build(kind=strategy, rate=learning_rate, compile=True):
             return build_strategy(kind, backbone, weights, num_classes, size, freeze_stage=freeze_stage,
@@ -179,12 +259,21 @@ def train_run(splits, strategy, backbone="resnet50", weights="embedded", image_s
                 phase_starts = [head_epochs + 1]
             else:
                 built = acquire(key, build, learning_rate=rate, fresh_state=fresh_state)
-                datasets = _image_datasets(splits, size, built.preprocess, batch_size, seed)
+                datasets = _image_datasets(splits, size, built.preprocess, batch_size, seed, repeat)
         model = built.model
-        history = fit_with_curves(model, datasets[0], datasets[1], epochs - (head_epochs if phase_starts else 0),
-                                  history, verbose, eval_every)
+        if protocol is not None:
+            history, stop = fit_protocol(model, datasets[0], datasets[1], protocol,
+                                         -(-len(splits.train) // batch_size),
+                                         _bn_batches(model, splits.train, size, built.preprocess, protocol, seed),
+                                         verbose)
+        else:
+            history = fit_with_curves(model, datasets[0], datasets[1],
+                                      epochs - (head_epochs if phase_starts else 0), history, verbose, eval_every)
         trainable, frozen = built.trainable_params, built.non_trainable_params
-    test_loss, test_accuracy = model.evaluate(datasets[2], verbose=0)
+    if protocol is not None:
+        test_loss, test_accuracy, stop["test_classes_predicted"] = _score(model, datasets[2], splits.test.labels)
+    else:
+        test_loss, test_accuracy = model.evaluate(datasets[2], verbose=0)
     return RunResult(
         backbone="small_cnn" if strategy == "small_cnn" else backbone,
         weights="none" if strategy in ("scratch", "small_cnn") else str(weights),
@@ -194,19 +283,33 @@ def train_run(splits, strategy, backbone="resnet50", weights="embedded", image_s
         wall_time_s=round(time.perf_counter() - started, 2),
         trainable_params=int(trainable), non_trainable_params=int(frozen), phase_starts=phase_starts,
         config={"image_size": list(size), "epochs": epochs,
-                "steps": epochs * (eval_every or -(-len(splits.train) // batch_size)),
+                "steps": stop.get("stopped_step", epochs * (eval_every or -(-len(splits.train) // batch_size))),
                 "eval_every": eval_every, "head_epochs": head_epochs,
                 "freeze_stage": freeze_stage, "learning_rate": learning_rate, "batch_size": batch_size,
                 "hidden_units": list(hidden_units), "dropout": dropout, "augment": augment,
                 "feature_cache": strategy == "feature_extraction" and use_feature_cache and not augment,
-                "classes": list(splits.class_names)},
+                "classes": list(splits.class_names),
+                **({"protocol": protocol.to_dict(), **stop,
+                    "learning_rate_used": strategy_learning_rate(strategy, backbone, learning_rate)}
+                   if protocol is not None else {})},
     )
 
 
-def _image_datasets(splits, size, preprocess, batch_size, seed):
-    """Train (shuffled), validation and test pipelines; evaluation uses larger batches."""
+def _score(model, test_ds, labels):
+    """`(loss, accuracy, classes predicted)` on the test split in one pass; a network that predicts one
+    class for every image has learnt nothing its accuracy would show."""
+    probabilities = np.asarray(model.predict(test_ds, verbose=0), dtype=np.float64)
+    predicted = probabilities.argmax(axis=1)
+    # Keras's sparse cross-entropy clips probabilities to [1e-7, 1 - 1e-7] the same way.
+    picked = np.clip(probabilities[np.arange(len(labels)), labels], 1e-7, 1 - 1e-7)
+    return float(-np.log(picked).mean()), float(np.mean(predicted == labels)), int(len(np.unique(predicted)))
+
+
+def _image_datasets(splits, size, preprocess, batch_size, seed, repeat=False):
+    """Train (shuffled; endlessly repeated before batching when `repeat`), validation and test pipelines;
+    evaluation uses larger batches."""
     return [make_dataset(data, size, preprocess, batch_size if index == 0 else EVAL_BATCH_SIZE,
-                         shuffle=index == 0, seed=seed)
+                         shuffle=index == 0, seed=seed, repeat=repeat and index == 0)
             for index, data in enumerate((splits.train, splits.validation, splits.test))]
 
 

@@ -1,0 +1,62 @@
+"""The budget study: learning rates chosen on validation, runs stored one by one, a report from the store."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from tlhelpers import budget_study, datasets
+from tlhelpers.protocol import Protocol
+from tlhelpers.run_store import RunStore
+
+TINY = budget_study.BudgetStudyConfig(
+    backbones=("resnet50",), arms=("random_features", "small_cnn"), labels_per_class=(4, 8), seeds=(0, 1),
+    image_size=32, validation_per_class=4, protocol=Protocol(eval_every=5, max_steps=20, patience=2, batch_size=8))
+
+
+def test_held_out_test_images_were_never_used_for_design():
+    _, test = datasets.load_embedded_task("embedded")
+    design = datasets.subsample_per_class(test, budget_study.DESIGN_TEST_PER_CLASS)
+    held_out = datasets.held_out_per_class(test, budget_study.DESIGN_TEST_PER_CLASS)
+    assert np.bincount(held_out.labels).tolist() == [300] * 5
+    seen = {image.tobytes() for image in design.images}
+    assert not any(image.tobytes() in seen for image in held_out.images)
+    splits = budget_study.load_splits(TINY, 4, 0)
+    assert len(splits.test) == 1500 and np.bincount(splits.train.labels).tolist() == [4] * 5
+
+
+def test_config_rejects_what_the_study_cannot_do():
+    with pytest.raises(ValueError, match="arms=\\['transfer'\\]"):
+        budget_study.BudgetStudyConfig(arms=("transfer",))
+    with pytest.raises(ValueError, match="learning_rate=0.01"):
+        budget_study.BudgetStudyConfig(protocol=Protocol(learning_rate=0.01))
+    with pytest.raises(ValueError, match="increasing"):
+        budget_study.BudgetStudyConfig(labels_per_class=(100, 10))
+
+
+def test_build_in_pieces_then_report(tmp_path, cache_dir):
+    folder = tmp_path / "runs"
+    assert budget_study.build(TINY, folder, hours=0, verbose=0) == {"trained": 0, "stored": 0, "pending": 6}
+    # The selection runs: every learning rate of the grid, on a seed no table reports.
+    selection = budget_study.selection_specs(TINY)
+    assert len(selection) == 6 and {s["seed"] for s in selection} == {budget_study.SELECTION_SEED}
+    done = budget_study.build(TINY, folder, verbose=0)
+    assert done == {"trained": 14, "stored": 14, "pending": 0}
+    assert budget_study.build(TINY, folder, verbose=0)["trained"] == 0
+    store = RunStore(folder)
+    rates = budget_study.choose_learning_rates(TINY, store)
+    for spec in selection:
+        chosen = store.get({**spec, "learning_rate": rates[spec["arm"], spec["backbone"]]})
+        assert max(store.get(spec).history["val_accuracy"]) <= max(chosen.history["val_accuracy"])
+    groups, _ = budget_study.stored_runs(TINY, folder)
+    assert sorted(groups) == [("random_features", "resnet50", 4), ("random_features", "resnet50", 8),
+                              ("small_cnn", "small_cnn", 4), ("small_cnn", "small_cnn", 8)]
+    run = groups["small_cnn", "small_cnn", 4][0]
+    assert run.config["learning_rate_used"] == rates["small_cnn", "small_cnn"] and run.config["arm"] == "small_cnn"
+    paths = budget_study.write_report(TINY, folder, tmp_path)
+    summary = paths["summary"].read_text()
+    assert "Holm" in summary and "| resnet50 | small CNN |" not in summary and "| small_cnn | small CNN |" in summary
+    assert paths["figure"].stat().st_size > 10_000
+    # Another protocol is another study: nothing stored applies to it.
+    other = dataclasses.replace(TINY, protocol=dataclasses.replace(TINY.protocol, patience=3))
+    assert budget_study.build(other, folder, hours=0, verbose=0)["pending"] == 6

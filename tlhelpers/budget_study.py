@@ -1,0 +1,429 @@
+"""Every arm trained by one protocol at five label budgets: the study that measures labels saved.
+
+The arms and matched controls are those of `study` (feature extraction against
+random features, fine-tuning against the same architecture from scratch, the
+small CNN, pixels). What differs from `study` is how each arm is trained and
+what is reported:
+
+- every run follows `protocol.Protocol` (early stopping on validation with the
+  best weights restored, full batches, precise BatchNormalization statistics),
+  with a step cap no run should reach; runs stopped by the cap are flagged;
+- each arm's learning rate is chosen once, on validation, from a small grid
+  (`LEARNING_RATE_GRIDS`), with a seed whose runs are never reported
+  (`SELECTION_SEED`) at `SELECTION_BUDGETS`;
+- budgets 10, 25, 50, 100 and 250 labels per class, nested per seed, so that
+  labels saved is read along each control's curve (`budgets.labels_saved`);
+- on the cluttered garments the test split is the 300 images per class that
+  the task's design (`docs/offline_design.py`) and the fixed-step study never
+  looked at (`datasets.held_out_per_class`).
+
+Runs are stored one by one in a `run_store.RunStore`, so the study is built in
+pieces (`build(..., hours=2.5)`) and a rerun skips what is stored.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+
+import numpy as np
+
+from tlhelpers import datasets
+from tlhelpers.protocol import Protocol
+from tlhelpers.run_store import RunStore
+from tlhelpers.study import ARMS, MATCHED_CONTROL, STUDY_DATASETS
+
+# Adam learning rates tried per arm (per backbone for scratch: VGG16 has no BatchNormalization).
+LEARNING_RATE_GRIDS = {
+    "feature_extraction": (3e-3, 1e-2, 3e-2),
+    "random_features": (3e-3, 1e-2, 3e-2),
+    "fine_tune": (3e-5, 1e-4, 3e-4),
+    "small_cnn": (3e-4, 1e-3, 3e-3),
+    "scratch": {"resnet50": (3e-4, 1e-3, 3e-3), "vgg16": (3e-5, 1e-4, 3e-4)},
+}
+# Learning rates are chosen on runs of this seed, which no table reports.
+SELECTION_SEED = 1000
+SELECTION_BUDGETS = (10, 100)
+# The test images per class of the cluttered task that design choices were made on (the
+# fixed-step study and `docs/offline_design.py` score on `subsample_per_class(test, 200)`).
+DESIGN_TEST_PER_CLASS = 200
+
+
+@dataclasses.dataclass(frozen=True)
+class BudgetStudyConfig:
+    """What the budget study runs.
+
+    Attributes:
+        backbones: Registry names with a source model for `weights`.
+        arms: Keys of `study.ARMS`; the small CNN runs once (no backbone).
+        labels_per_class: Label budgets, nested per seed.
+        seeds: Reported seeds; each fixes the training images of every arm.
+        dataset: The target task (`study.STUDY_DATASETS`).
+        weights: The transfer arms' source: `"embedded"` or `"imagenet"`.
+        image_size: Input side.
+        validation_per_class: Validation images per class (early stopping and learning rates).
+        protocol: The training rule; its `learning_rate` is left None (chosen per arm).
+    """
+
+    backbones: tuple = ("resnet50", "vgg16")
+    arms: tuple = tuple(ARMS)
+    labels_per_class: tuple = (10, 25, 50, 100, 250)
+    seeds: tuple = (0, 1, 2, 3, 4)
+    dataset: str = "embedded"
+    weights: str = "embedded"
+    image_size: int = 48
+    validation_per_class: int = 50
+    protocol: Protocol = Protocol()
+
+    def __post_init__(self):
+        unknown = sorted(set(self.arms) - set(ARMS))
+        if unknown or not self.arms:
+            raise ValueError(f"Received arms={list(self.arms)}. Expected any of: {', '.join(ARMS)}.")
+        if self.dataset not in STUDY_DATASETS:
+            raise ValueError(f"Received dataset={self.dataset!r}. Expected one of: {', '.join(STUDY_DATASETS)}.")
+        if self.protocol.learning_rate is not None:
+            raise ValueError(f"Received a protocol with learning_rate={self.protocol.learning_rate}. Expected "
+                             "None: the study chooses each arm's rate on validation (LEARNING_RATE_GRIDS).")
+        if sorted(set(self.labels_per_class)) != list(self.labels_per_class) or min(self.labels_per_class) < 1:
+            raise ValueError(f"Received labels_per_class={list(self.labels_per_class)}. Expected increasing "
+                             "integers >= 1.")
+
+
+def learning_rate_grid(arm, backbone):
+    """The learning rates tried for `arm` on `backbone` (scratch: the BatchNormalization networks' grid
+    unless the backbone has its own)."""
+    grid = LEARNING_RATE_GRIDS[arm]
+    return grid.get(backbone, grid["resnet50"]) if isinstance(grid, dict) else grid
+
+
+def arm_backbones(config, arm):
+    """The backbones an arm runs with: the small CNN has its own architecture."""
+    return ("small_cnn",) if arm == "small_cnn" else config.backbones
+
+
+def source_fingerprint(config, arm, backbone):
+    """What the transfer arm's weights are, so that a new source model never reuses stored runs."""
+    if ARMS[arm][1] != "source":
+        return None
+    if config.weights == "embedded":
+        from tlhelpers.shipped_sources import SHIPPED
+
+        return {"embedded": SHIPPED[backbone][1]}
+    from tlhelpers.registry import get_backbone
+
+    spec = get_backbone(backbone)
+    return {"imagenet": spec.imagenet_wheel.sha256 if spec.imagenet_wheel else spec.imagenet_md5}
+
+
+def run_spec(config, arm, backbone, labels_per_class, seed, learning_rate):
+    """Everything a run's result depends on: its store key."""
+    return {"arm": arm, "backbone": backbone, "labels_per_class": int(labels_per_class), "seed": int(seed),
+            "learning_rate": float(learning_rate), "dataset": config.dataset, "image_size": config.image_size,
+            "validation_per_class": config.validation_per_class, "test": test_description(config),
+            "source": source_fingerprint(config, arm, backbone),
+            "protocol": {k: v for k, v in config.protocol.to_dict().items() if k != "learning_rate"}}
+
+
+def test_description(config):
+    if config.dataset == "embedded":
+        return f"held out: all but the {DESIGN_TEST_PER_CLASS} per class used for design choices"
+    return "whole test split"
+
+
+def selection_specs(config):
+    """The learning-rate selection runs: every grid value of every arm at `SELECTION_BUDGETS`."""
+    budgets = [n for n in SELECTION_BUDGETS if n <= max(config.labels_per_class)] or [min(config.labels_per_class)]
+    return [run_spec(config, arm, backbone, n, SELECTION_SEED, rate)
+            for arm in config.arms for backbone in arm_backbones(config, arm)
+            for rate in learning_rate_grid(arm, backbone) for n in budgets]
+
+
+def choose_learning_rates(config, store):
+    """`{(arm, backbone): learning rate}`: the grid value with the highest best validation accuracy,
+    averaged over the selection budgets (ties: the smaller rate).
+
+    Raises:
+        ValueError: when a selection run is not stored yet.
+    """
+    scores = {}
+    for spec in selection_specs(config):
+        result = store.get(spec)
+        if result is None:
+            raise ValueError(f"Learning rates are chosen on the selection runs; {spec['arm']} "
+                             f"({spec['backbone']}) at learning rate {spec['learning_rate']:g}, "
+                             f"{spec['labels_per_class']} labels per class is not stored yet. Run `build` first.")
+        best = max(result.history["val_accuracy"])
+        scores.setdefault((spec["arm"], spec["backbone"]), {}).setdefault(spec["learning_rate"], []).append(best)
+    return {key: min(rates, key=lambda rate: (-np.mean(rates[rate]), rate)) for key, rates in scores.items()}
+
+
+def main_specs(config, learning_rates):
+    """The reported runs, cheapest arms first, then by budget and seed."""
+    order = ("feature_extraction", "random_features", "small_cnn", "fine_tune", "scratch")
+    arms = sorted(config.arms, key=order.index)
+    return [run_spec(config, arm, backbone, n, seed, learning_rates[arm, backbone])
+            for arm in arms for backbone in arm_backbones(config, arm)
+            for n in config.labels_per_class for seed in config.seeds]
+
+
+def load_splits(config, labels_per_class, seed):
+    """The `Splits` of one budget and seed (validation from the end of each class's pool)."""
+    pool, test = (datasets.BUNDLED_DATASETS[config.dataset]() if config.dataset in datasets.BUNDLED_DATASETS
+                  else datasets.load_embedded_task(config.dataset))
+    if config.dataset == "embedded":
+        test = datasets.held_out_per_class(test, DESIGN_TEST_PER_CLASS)
+    return datasets.make_splits(pool, test, labels_per_class, config.validation_per_class, seed=seed,
+                                validation_last=True)
+
+
+def train_spec(config, spec, verbose=0):
+    """Train the run that `spec` describes under the study's protocol."""
+    from tlhelpers.shipped_sources import SOURCE_CLUTTER
+    from tlhelpers.training import train_run
+
+    strategy, weights = ARMS[spec["arm"]]
+    weights = config.weights if weights == "source" else weights
+    splits = load_splits(config, spec["labels_per_class"], spec["seed"])
+    protocol = dataclasses.replace(config.protocol, learning_rate=spec["learning_rate"])
+    backbone = "resnet50" if spec["backbone"] == "small_cnn" else spec["backbone"]
+    result = train_run(splits, strategy, backbone, weights, config.image_size, protocol=protocol,
+                       seed=spec["seed"], verbose=verbose,
+                       weights_options={"clutter": SOURCE_CLUTTER, "verbose": 0})
+    result.config["arm"] = spec["arm"]
+    if spec["arm"] == "random_features":
+        result.weights = "random"
+    return result
+
+
+def build(config, folder, hours=None, verbose=1, only=None):
+    """Train every run of the study that `folder` does not hold yet: first the learning-rate
+    selection runs, then the reported runs with the chosen rates.
+
+    Args:
+        config: A `BudgetStudyConfig`.
+        folder: The `RunStore` folder (one JSON file per run).
+        hours: Start no new run after this many hours (None: run everything); a
+            rerun continues where this one stopped.
+        verbose: 1 prints one line per run.
+        only: Optional predicate on a spec: train only the runs it accepts (e.g. one arm).
+
+    Returns:
+        `{"trained": n, "stored": n, "pending": n}` after this call.
+    """
+    store = RunStore(folder)
+    started = time.monotonic()
+    trained = 0
+
+    def pending(specs):
+        return [spec for spec in specs if (only is None or only(spec)) and store.get(spec) is None]
+
+    def run(specs, label):
+        nonlocal trained
+        todo = pending(specs)
+        for index, spec in enumerate(todo, start=1):
+            if hours is not None and time.monotonic() - started > hours * 3600:
+                return False
+            result = train_spec(config, spec)
+            store.put(spec, result)
+            trained += 1
+            if verbose:
+                print(f"[{label} {index}/{len(todo)}] {spec['arm']} {spec['backbone']} "
+                      f"{spec['labels_per_class']}/class seed {spec['seed']} lr {spec['learning_rate']:g}: "
+                      f"test {result.test_accuracy:.3f}, best step {result.config['best_step']}, stopped at "
+                      f"{result.config['stopped_step']} ({result.config['stopped_by']}), "
+                      f"{result.wall_time_s:.0f} s", flush=True)
+        return True
+
+    finished = run(selection_specs(config), "selection")
+    remaining = len(pending(selection_specs(config)))
+    if finished and not remaining:
+        finished = run(main_specs(config, choose_learning_rates(config, store)), "study")
+        remaining = len(pending(main_specs(config, choose_learning_rates(config, store))))
+    return {"trained": trained, "stored": len(store.items()), "pending": remaining}
+
+
+def stored_runs(config, folder):
+    """`{(arm, backbone, labels_per_class): [RunResult in seed order]}` of the reported runs stored so far,
+    with the learning rates chosen (`None` while selection is incomplete)."""
+    store = RunStore(folder)
+    try:
+        rates = choose_learning_rates(config, store)
+    except ValueError:
+        return {}, None
+    groups = {}
+    for spec in main_specs(config, rates):
+        result = store.get(spec)
+        if result is not None:
+            groups.setdefault((spec["arm"], spec["backbone"], spec["labels_per_class"]), []).append(result)
+    return groups, rates
+
+
+def accuracies(groups, arm, backbone, seeds):
+    """`{budget: [test accuracy per seed]}` of one arm, only budgets where every seed is stored."""
+    out = {}
+    for (name, bb, n), runs in groups.items():
+        if name == arm and bb == backbone and sorted(r.seed for r in runs) == sorted(seeds):
+            out[n] = [r.test_accuracy for r in sorted(runs, key=lambda r: r.seed)]
+    return dict(sorted(out.items()))
+
+
+def controls_of(arm):
+    """The controls labels saved is measured against for a transfer arm: its matched control and the
+    small CNN."""
+    return (MATCHED_CONTROL[arm], "small_cnn")
+
+
+def pixel_accuracies(config):
+    """`{budget: [test accuracy per seed]}` of logistic regression on raw pixels (the floor; seconds)."""
+    from tlhelpers import probes
+    from tlhelpers.features import linear_probe
+
+    out = {}
+    for n in config.labels_per_class:
+        out[n] = []
+        for seed in config.seeds:
+            s = load_splits(config, n, seed)
+            out[n].append(linear_probe(probes.pixel_features(s.train), s.train.labels,
+                                       probes.pixel_features(s.test), s.test.labels))
+    return out
+
+
+def analyse(config, folder, pixels=None):
+    """Everything the report states, computed from the stored runs (complete groups only).
+
+    Returns:
+        A dict: `learning_rates`, `table` (one row per arm, backbone and budget), `comparisons`
+        (Holm-corrected family), `labels_saved` (per transfer arm and control) and `flags`
+        (runs stopped by their cap, runs that predict one class).
+    """
+    from tlhelpers.budgets import comparison_family, labels_saved, protocol_metrics
+    from tlhelpers.curves import aggregate
+
+    groups, rates = stored_runs(config, folder)
+    table, flags = [], []
+    for (arm, backbone, n), runs in sorted(groups.items(), key=lambda item: (item[0][1], item[0][0], item[0][2])):
+        metrics = [protocol_metrics(r) for r in runs]
+        stats = aggregate([r.test_accuracy for r in runs])
+        table.append({"arm": arm, "backbone": backbone, "labels_per_class": n, "seeds": len(runs),
+                      "test_accuracy": stats["mean"], "ci_low": stats["ci_low"], "ci_high": stats["ci_high"],
+                      **{key: float(np.mean([m[key] for m in metrics]))
+                         for key in ("start", "steps_to_90", "best_validation", "best_step")},
+                      "largest_stop": max(m["stopped_step"] for m in metrics),
+                      "stopped_by_cap": sum(m["stopped_by"] == "cap" for m in metrics)})
+        flags += [{"arm": arm, "backbone": backbone, "labels_per_class": n, "seed": r.seed,
+                   "problem": "stopped by its cap" if m["stopped_by"] == "cap" else "predicts one class"}
+                  for r, m in zip(runs, metrics)
+                  if m["stopped_by"] == "cap" or r.config.get("test_classes_predicted", 2) < 2]
+    pairs, saved = [], []
+    for backbone in config.backbones:
+        for arm, control in MATCHED_CONTROL.items():
+            if arm not in config.arms:
+                continue
+            arm_acc = accuracies(groups, arm, backbone, config.seeds)
+            for other in controls_of(arm) + (("pixels",) if pixels else ()):
+                other_acc = (pixels if other == "pixels" else
+                             accuracies(groups, other, "small_cnn" if other == "small_cnn" else backbone,
+                                        config.seeds))
+                for n in sorted(set(arm_acc) & set(other_acc)):
+                    pairs.append(({"backbone": backbone, "arm": arm, "control": other, "labels_per_class": n,
+                                   "metric": "test_accuracy"}, arm_acc[n], other_acc[n]))
+                if other != "pixels" and min(config.labels_per_class) in arm_acc and len(other_acc) >= 2:
+                    found = labels_saved({min(arm_acc): arm_acc[min(arm_acc)]}, other_acc)
+                    saved.append({"backbone": backbone, "arm": arm, "control": other,
+                                  **dataclasses.asdict(found), "text": found.describe()})
+    return {"protocol": config.protocol.to_dict(), "protocol_text": config.protocol.describe(),
+            "learning_rates": [{"arm": a, "backbone": b, "learning_rate": r} for (a, b), r in (rates or {}).items()],
+            "table": table, "comparisons": comparison_family(pairs) if pairs else [],
+            "labels_saved": saved, "flags": flags}
+
+
+def _interval(row, digits=3):
+    return f"{row['test_accuracy']:.{digits}f} ({row['ci_low']:.{digits}f} to {row['ci_high']:.{digits}f})"
+
+
+def report_markdown(config, analysis):
+    """The study's `summary.md`: protocol, learning rates, accuracy by budget, stopping, labels saved and
+    the Holm-corrected comparisons."""
+    from tlhelpers.study import ARM_NAMES
+
+    budgets = list(config.labels_per_class)
+    lines = ["# Every arm trained by one protocol, at five label budgets", "",
+             f"Target: {config.dataset}; test: {test_description(config)}; seeds {list(config.seeds)}.", "",
+             "## Protocol", "", analysis["protocol_text"], "",
+             "## Learning rates chosen on validation", "",
+             f"Grid per arm: {', '.join(f'{arm} {LEARNING_RATE_GRIDS[arm]}' for arm in config.arms)}; chosen on "
+             f"seed {SELECTION_SEED} (never reported) by the best validation accuracy, averaged over "
+             f"{list(SELECTION_BUDGETS)} labels per class.", "",
+             "| arm | backbone | learning rate |", "|---|---|---:|"]
+    lines += [f"| {ARM_NAMES[row['arm']]} | {row['backbone']} | {row['learning_rate']:g} |"
+              for row in analysis["learning_rates"]]
+    lines += ["", "## Test accuracy (mean over seeds, 95% t-interval)", "",
+              "| backbone | arm | " + " | ".join(f"{n}/class" for n in budgets) + " |",
+              "|---|---|" + "---|" * len(budgets)]
+    cells = {(r["backbone"], r["arm"], r["labels_per_class"]): r for r in analysis["table"]}
+    for backbone, arm in dict.fromkeys((r["backbone"], r["arm"]) for r in analysis["table"]):
+        lines.append(f"| {backbone} | {ARM_NAMES[arm]} | " + " | ".join(
+            _interval(cells[backbone, arm, n]) if (backbone, arm, n) in cells else "not run yet"
+            for n in budgets) + " |")
+    lines += ["", "## Stopping", "",
+              "Mean step of the best evaluation (restored) / largest step any seed reached; runs stopped by "
+              "their cap are flagged below.", "",
+              "| backbone | arm | " + " | ".join(f"{n}/class" for n in budgets) + " |",
+              "|---|---|" + "---|" * len(budgets)]
+    for backbone, arm in dict.fromkeys((r["backbone"], r["arm"]) for r in analysis["table"]):
+        lines.append(f"| {backbone} | {ARM_NAMES[arm]} | " + " | ".join(
+            f"{cells[backbone, arm, n]['best_step']:.0f} / {cells[backbone, arm, n]['largest_stop']}"
+            if (backbone, arm, n) in cells else "-" for n in budgets) + " |")
+    lines += ["", "Flagged runs: " + ("none." if not analysis["flags"] else "; ".join(
+        f"{f['arm']} {f['backbone']} {f['labels_per_class']}/class seed {f['seed']}: {f['problem']}"
+        for f in analysis["flags"]) + "."), ""]
+    lines += ["## Labels saved", "",
+              f"Labels per class a control needs to reach the transfer arm's mean test accuracy at "
+              f"{budgets[0]} labels per class (log-interpolated between budgets; 95% bootstrap interval over "
+              "seeds).", "", "| backbone | transfer arm | its accuracy | control | control reaches it at |",
+              "|---|---|---:|---|---|"]
+    lines += [f"| {r['backbone']} | {ARM_NAMES[r['arm']]} | {r['target']:.3f} | {ARM_NAMES[r['control']]} | "
+              f"{r['text']} |" for r in analysis["labels_saved"]]
+    lines += ["", f"## Comparisons ({len(analysis['comparisons'])}, Holm-corrected together)", "",
+              "A verdict is \"higher\" or \"lower\" only when Holm's adjusted p-value of the paired t-test "
+              "over seeds is below 0.05; the interval beside it is the uncorrected 95% t-interval.", "",
+              "| backbone | labels/class | arm - control | difference (95% interval) | p | p (Holm) | verdict |",
+              "|---|---:|---|---|---:|---:|---|"]
+    lines += [f"| {r['backbone']} | {r['labels_per_class']} | {ARM_NAMES[r['arm']]} - {ARM_NAMES[r['control']]} | "
+              f"{r['difference']:+.3f} ({r['ci_low']:+.3f} to {r['ci_high']:+.3f}) | {r['p']:.3g} | "
+              f"{r['p_holm']:.3g} | {r['verdict']} |" for r in analysis["comparisons"]]
+    return "\n".join(lines) + "\n"
+
+
+def write_report(config, folder, out_dir=None):
+    """Write `summary.md`, `analysis.json` and `budget_curves.png` for the stored runs in `folder`
+    (into `out_dir`, default `folder`'s parent).
+
+    Returns:
+        `{name: path}` of the files written.
+    """
+    import json
+    from pathlib import Path
+
+    from matplotlib.figure import Figure
+
+    from tlhelpers import plots
+    from tlhelpers.report import _save_figure
+    from tlhelpers.results import atomic_write_text
+    from tlhelpers.study import ARM_NAMES
+
+    out_dir = Path(out_dir or Path(folder).parent)
+    analysis = analyse(config, folder, pixel_accuracies(config))
+    paths = {"summary": out_dir / "summary.md", "analysis": out_dir / "analysis.json",
+             "figure": out_dir / "budget_curves.png"}
+    atomic_write_text(paths["analysis"], json.dumps(analysis, indent=1) + "\n")
+    atomic_write_text(paths["summary"], report_markdown(config, analysis))
+    backbones = [b for b in config.backbones if any(r["backbone"] == b for r in analysis["table"])]
+    figure = Figure(figsize=(6.5 * max(1, len(backbones)), 4.8))
+    for index, backbone in enumerate(backbones, start=1):
+        rows = [r for r in analysis["table"] if r["backbone"] in (backbone, "small_cnn")]
+        names = {arm: ARM_NAMES[arm] for arm in ARMS if arm in config.arms}
+        plots.plot_budget_curves(rows, names, ax=figure.add_subplot(1, len(backbones), index),
+                                 title=f"{backbone} ({config.weights} source)")
+    _save_figure(figure, paths["figure"])
+    return paths
