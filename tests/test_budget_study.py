@@ -40,8 +40,12 @@ def test_build_in_pieces_then_report(tmp_path, cache_dir):
     # The selection runs: every learning rate of the grid, on a seed no table reports.
     selection = budget_study.selection_specs(TINY)
     assert len(selection) == 6 and {s["seed"] for s in selection} == {budget_study.SELECTION_SEED}
+    # One arm first (a piece of the study): its learning rate is chosen, its runs stored.
+    piece = budget_study.build(TINY, folder, verbose=0, only=lambda spec: spec["arm"] == "small_cnn")
+    assert piece == {"trained": 7, "stored": 7, "pending": 0}
+    assert sorted(budget_study.stored_runs(TINY, folder)[1]) == [("small_cnn", "small_cnn")]
     done = budget_study.build(TINY, folder, verbose=0)
-    assert done == {"trained": 14, "stored": 14, "pending": 0}
+    assert done == {"trained": 7, "stored": 14, "pending": 0}
     assert budget_study.build(TINY, folder, verbose=0)["trained"] == 0
     store = RunStore(folder)
     rates = budget_study.choose_learning_rates(TINY, store)

@@ -21,6 +21,9 @@ from tlhelpers.backbones import build_base
         (["--dataset", "digits", "--target-classes", "Bag", "Shirt"], "embedded dataset only"),
         (["--weights", "none"], "fine-tuning random weights is training from scratch"),
         (["--epochs", "2", "--head-epochs", "2"], "head_epochs=2 with epochs=2"),
+        (["--head-epochs", "2"], "head_epochs=2 without epochs"),
+        (["--patience", "0"], "patience=0"),
+        (["--max-steps", "10"], "max_steps=10 and eval_every=50"),
         (["--image-size", "16"], "at least 32"),
         (["--labels-per-class", "0"], "labels_per_class=[0]"),
         (["--labels-per-class", "1990"], "Class 'Sandal' has 2000 training examples"),
@@ -139,14 +142,20 @@ def test_study_and_source_model_bad_input(argv, message, capsys, tmp_path, monke
     assert not (tmp_path / "r").exists()
 
 
-def test_random_features_control_runs_from_the_command_line(tmp_path, cache_dir):
+def test_random_features_control_runs_from_the_command_line_under_the_protocol(tmp_path, cache_dir):
     out = tmp_path / "report"
     code = cli.main(["run", "--backbone", "vgg16", "--weights", "none", "--strategies", "feature_extraction",
-                     "--labels-per-class", "3", "--seeds", "0", "1", "--epochs", "2", "--head-epochs", "0",
-                     "--validation-per-class", "3", "--dataset", "digits", "--quiet", "--out", str(out)])
+                     "--labels-per-class", "3", "--seeds", "0", "1", "--max-steps", "20", "--eval-every", "5",
+                     "--patience", "2", "--validation-per-class", "3", "--dataset", "digits", "--quiet",
+                     "--out", str(out)])
     assert code == 0
-    runs = json.loads((out / "results.json").read_text())["runs"]
+    payload = json.loads((out / "results.json").read_text())
+    runs = payload["runs"]
     assert [(run["strategy"], run["weights"]) for run in runs] == [("feature_extraction", "none")] * 2
+    assert payload["config"]["protocol"]["max_steps"] == 20 and payload["config"]["epochs"] is None
+    for run in runs:
+        assert run["config"]["protocol"]["patience"] == 2 and run["config"]["stopped_step"] <= 20
+        assert run["history"]["epoch"][-1] * 5 == run["config"]["stopped_step"]
 
 
 def test_unreachable_hub_handle_is_one_line(capsys, tmp_path, monkeypatch):

@@ -14,16 +14,16 @@ PACKAGE = Path(__file__).resolve().parent.parent / "tlhelpers"
 
 # Bottom to top. The same list, with what each layer is for, is in CONTRIBUTING.md.
 LAYERS = (
-    ("utilities", {"errors", "paths", "results", "optimizers", "distribution", "runtime"}),
+    ("utilities", {"errors", "paths", "results", "run_store", "optimizers", "distribution", "runtime"}),
     ("registry", {"architectures", "registry"}),
     ("data", {"clutter", "datasets", "folders", "downloads", "photos", "pipeline", "sample_photos"}),
     ("weight sources", {"features", "hub", "imagenet_ports", "keras_hub_presets", "source_models", "shipped_sources",
                         "torch_files"}),
     ("bases", {"backbones"}),
     ("models", {"models", "model_pool", "hub_export"}),
-    ("training", {"training"}),
-    ("analysis and presentation", {"curves", "probes", "plots", "report", "visualize"}),
-    ("experiments", {"experiments", "study", "transferability"}),
+    ("training", {"protocol", "training"}),
+    ("analysis and presentation", {"budgets", "curves", "probes", "plots", "report", "visualize"}),
+    ("experiments", {"budget_study", "experiments", "study", "transferability"}),
     ("entry points", {"profiles", "doctor", "notebook", "cli", "__main__", "__init__"}),
 )
 

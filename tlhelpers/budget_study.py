@@ -139,22 +139,20 @@ def selection_specs(config):
 
 
 def choose_learning_rates(config, store):
-    """`{(arm, backbone): learning rate}`: the grid value with the highest best validation accuracy,
-    averaged over the selection budgets (ties: the smaller rate).
-
-    Raises:
-        ValueError: when a selection run is not stored yet.
-    """
-    scores = {}
+    """`{(arm, backbone): learning rate}` for every arm whose selection runs are all stored: the grid
+    value with the highest best validation accuracy, averaged over the selection budgets (ties: the
+    smaller rate). Arms still being selected are left out."""
+    scores, incomplete = {}, set()
     for spec in selection_specs(config):
+        key = (spec["arm"], spec["backbone"])
         result = store.get(spec)
         if result is None:
-            raise ValueError(f"Learning rates are chosen on the selection runs; {spec['arm']} "
-                             f"({spec['backbone']}) at learning rate {spec['learning_rate']:g}, "
-                             f"{spec['labels_per_class']} labels per class is not stored yet. Run `build` first.")
+            incomplete.add(key)
+            continue
         best = max(result.history["val_accuracy"])
-        scores.setdefault((spec["arm"], spec["backbone"]), {}).setdefault(spec["learning_rate"], []).append(best)
-    return {key: min(rates, key=lambda rate: (-np.mean(rates[rate]), rate)) for key, rates in scores.items()}
+        scores.setdefault(key, {}).setdefault(spec["learning_rate"], []).append(best)
+    return {key: min(rates, key=lambda rate: (-np.mean(rates[rate]), rate))
+            for key, rates in scores.items() if key not in incomplete}
 
 
 def main_specs(config, learning_rates):
@@ -162,7 +160,7 @@ def main_specs(config, learning_rates):
     order = ("feature_extraction", "random_features", "small_cnn", "fine_tune", "scratch")
     arms = sorted(config.arms, key=order.index)
     return [run_spec(config, arm, backbone, n, seed, learning_rates[arm, backbone])
-            for arm in arms for backbone in arm_backbones(config, arm)
+            for arm in arms for backbone in arm_backbones(config, arm) if (arm, backbone) in learning_rates
             for n in config.labels_per_class for seed in config.seeds]
 
 
@@ -234,22 +232,17 @@ def build(config, folder, hours=None, verbose=1, only=None):
                       f"{result.wall_time_s:.0f} s", flush=True)
         return True
 
-    finished = run(selection_specs(config), "selection")
-    remaining = len(pending(selection_specs(config)))
-    if finished and not remaining:
-        finished = run(main_specs(config, choose_learning_rates(config, store)), "study")
-        remaining = len(pending(main_specs(config, choose_learning_rates(config, store))))
-    return {"trained": trained, "stored": len(store.items()), "pending": remaining}
+    if run(selection_specs(config), "selection"):
+        run(main_specs(config, choose_learning_rates(config, store)), "study")
+    remaining = pending(selection_specs(config)) + pending(main_specs(config, choose_learning_rates(config, store)))
+    return {"trained": trained, "stored": len(store.items()), "pending": len(remaining)}
 
 
 def stored_runs(config, folder):
-    """`{(arm, backbone, labels_per_class): [RunResult in seed order]}` of the reported runs stored so far,
-    with the learning rates chosen (`None` while selection is incomplete)."""
+    """`({(arm, backbone, labels_per_class): [RunResult in seed order]}, learning rates)` of the reported
+    runs stored so far (arms whose learning rate is chosen)."""
     store = RunStore(folder)
-    try:
-        rates = choose_learning_rates(config, store)
-    except ValueError:
-        return {}, None
+    rates = choose_learning_rates(config, store)
     groups = {}
     for spec in main_specs(config, rates):
         result = store.get(spec)

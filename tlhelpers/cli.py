@@ -3,6 +3,7 @@
 Commands:
     run           train an experiment headless and write a report directory
     study         transfer against matched controls on Fashion-MNIST in clutter, with a report
+    budget-study  every arm trained by one protocol at five label budgets, built in pieces
     transferability  features copied stage by stage (Yosinski et al. 2014) on a five-stage CNN
     source-model  train (or load) an embedded source model and print its accuracy
     weights add   install a no-top ImageNet weights file into the Keras cache (checked)
@@ -14,6 +15,7 @@ Commands:
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -67,9 +69,19 @@ def build_parser():
     run.add_argument("--strategies", nargs="+", default=list(defaults.strategies), metavar="NAME",
                      help=f"one or more of: {', '.join(STRATEGIES)} (default: %(default)s)")
     _add_budget_arguments(run, defaults, "one run per seed")
-    run.add_argument("--epochs", type=int, default=defaults.epochs, help="default: %(default)s")
+    protocol = defaults.protocol
+    run.add_argument("--max-steps", type=int, default=protocol.max_steps,
+                     help="the protocol's step cap per run (default: %(default)s)")
+    run.add_argument("--eval-every", type=int, default=protocol.eval_every,
+                     help="gradient steps between evaluations on validation (default: %(default)s)")
+    run.add_argument("--patience", type=int, default=protocol.patience,
+                     help="stop after this many evaluations without a better validation accuracy; the "
+                          "best evaluation's weights are restored (default: %(default)s)")
+    run.add_argument("--epochs", type=int, default=None,
+                     help="train exactly this many epochs (passes over the training images) instead, "
+                          "without early stopping")
     run.add_argument("--head-epochs", type=int, default=defaults.head_epochs,
-                     help="head-only epochs before fine-tuning (default: %(default)s)")
+                     help="with --epochs: head-only epochs before fine-tuning (default: %(default)s)")
     run.add_argument("--freeze-stage", type=int, default=None,
                      help="fine-tuning freezes stages 1..k (default: 3)")
     run.add_argument("--image-size", type=int, default=defaults.image_size, help="default: %(default)s")
@@ -129,6 +141,22 @@ def build_parser():
     study.add_argument("--out", default="report-study", help="report directory (default: %(default)s)")
     study.add_argument("--quiet", action="store_true", help="no progress output")
 
+    from tlhelpers.budget_study import BudgetStudyConfig
+
+    budget_defaults = BudgetStudyConfig()
+    budget = commands.add_parser("budget-study", help="every arm trained by one protocol at five label budgets "
+                                                      "(resumable: stored runs are skipped)")
+    budget.add_argument("--out", default="docs/budget-study",
+                        help="report folder; its runs/ subfolder is the store (default: %(default)s)")
+    budget.add_argument("--hours", type=float, default=None,
+                        help="start no new run after this many hours; run again to continue (default: all)")
+    budget.add_argument("--arms", nargs="+", default=list(budget_defaults.arms), metavar="ARM",
+                        help="train only these arms now (default: all); the report covers every stored run")
+    budget.add_argument("--backbone", nargs="+", default=list(budget_defaults.backbones), metavar="NAME",
+                        help="train only these backbones now (default: %(default)s)")
+    budget.add_argument("--report-only", action="store_true", help="write the report from the stored runs")
+    budget.add_argument("--quiet", action="store_true", help="no progress output")
+
     from tlhelpers.transferability import ARMS as STAGE_ARMS
     from tlhelpers.transferability import TransferabilityConfig
 
@@ -177,6 +205,8 @@ def _config_from(args):
         raise ValueError(f"Received --target-classes with --dataset {args.dataset}. Target classes "
                          "choose classes of the embedded dataset only.")
     defaults = ExperimentConfig()
+    protocol = dataclasses.replace(defaults.protocol, max_steps=args.max_steps, eval_every=args.eval_every,
+                                   patience=args.patience)
     return ExperimentConfig(
         backbones=tuple(args.backbone), weights=args.weights, strategies=tuple(args.strategies),
         labels_per_class=tuple(args.labels_per_class), seeds=tuple(args.seeds), epochs=args.epochs,
@@ -184,7 +214,7 @@ def _config_from(args):
         dataset=args.dataset, source_task=args.source_task, source_classes=_classes(args.source_classes),
         target_classes=_classes(args.target_classes or defaults.target_classes),
         validation_per_class=args.validation_per_class, test_per_class=args.test_per_class or None,
-        distribute=args.distribute)
+        distribute=args.distribute, protocol=protocol)
 
 
 def command_run(args):
@@ -198,7 +228,10 @@ def command_run(args):
     if verbose:
         print(f"Running {len(plan(config))} runs: {', '.join(config.strategies)} x labels per class "
               f"{list(config.labels_per_class)} x seeds {list(config.seeds)} x {list(config.backbones)} "
-              f"({config.weights} weights, {config.epochs} epochs, {config.image_size}px).", flush=True)
+              f"({config.weights} weights, {config.image_size}px, "
+              + (f"{config.epochs} epochs" if config.epochs else
+                 f"early stopping on validation every {config.protocol.eval_every} steps, at most "
+                 f"{config.protocol.max_steps}") + ").", flush=True)
     started = time.perf_counter()
     results = run_experiment(config, verbose=verbose)
     paths = write_report(args.out, results, config.to_dict())
@@ -317,6 +350,33 @@ def command_study(args):
     return 0
 
 
+def command_budget_study(args):
+    from tlhelpers import budget_study
+
+    config = budget_study.BudgetStudyConfig()
+    _check_names("arms", args.arms, config.arms)
+    _check_names("backbone", args.backbone, config.backbones)
+    folder = Path(args.out) / "runs"
+    started = time.perf_counter()
+    if not args.report_only:
+        counts = budget_study.build(config, folder, hours=args.hours, verbose=0 if args.quiet else 1,
+                                    only=lambda spec: spec["arm"] in args.arms
+                                    and spec["backbone"] in (*args.backbone, "small_cnn"))
+        if not args.quiet:
+            print(f"Trained {counts['trained']} runs; {counts['stored']} stored, {counts['pending']} of those "
+                  "asked for still to run (run the same command again to continue).")
+    paths = budget_study.write_report(config, folder, args.out)
+    if not args.quiet:
+        _print_report(started, args.out, paths)
+    return 0
+
+
+def _check_names(option, values, allowed):
+    unknown = [value for value in values if value not in allowed]
+    if unknown:
+        raise ValueError(f"Received --{option} {' '.join(values)}. Expected any of: {', '.join(allowed)}.")
+
+
 def command_transferability(args):
     from tlhelpers import transferability
 
@@ -362,7 +422,7 @@ def _shipped_source_model(args):
 def main(argv=None):
     """Entry point; returns the exit code (2 for bad input, with one clear message)."""
     args = build_parser().parse_args(argv)
-    commands = {"run": command_run, "study": command_study,
+    commands = {"run": command_run, "study": command_study, "budget-study": command_budget_study,
                 "transferability": command_transferability, "source-model": command_source_model, "weights": command_weights,
                 "data": command_data, "predict": command_predict, "doctor": command_doctor}
     try:

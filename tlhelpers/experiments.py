@@ -17,6 +17,7 @@ from tlhelpers.registry import BACKBONES, check_image_size, get_backbone, is_hub
 from tlhelpers.distribution import check_distribute, make_strategy
 from tlhelpers.models import STRATEGIES
 from tlhelpers.photos import PHOTO_DATASETS, load_photo_dataset
+from tlhelpers.protocol import Protocol
 from tlhelpers.report import load_results, results_payload
 from tlhelpers.results import atomic_write_text
 
@@ -34,8 +35,12 @@ class ExperimentConfig:
         strategies: Any of `models.STRATEGIES`.
         labels_per_class: Label budgets.
         seeds: One run per seed (sample, initial head weights, shuffling).
-        epochs: Training epochs per run (both phases of fine-tuning together).
-        head_epochs: Head-only epochs before fine-tuning starts (0: one phase).
+        epochs: None trains every run by `protocol`; a number trains that many
+            epochs per run instead (both phases of fine-tuning together), with
+            no early stopping.
+        head_epochs: With `epochs`: head-only epochs before fine-tuning starts (0: one phase).
+        protocol: The training rule when `epochs` is None: early stopping on
+            validation with the best weights restored (see `tlhelpers.protocol`).
         freeze_stage: Fine-tuning freezes stages 1..k (None: the default, 3).
         image_size: Input side.
         dataset: `"embedded"` (Fashion-MNIST in clutter), `"embedded-clean"`,
@@ -64,8 +69,8 @@ class ExperimentConfig:
     strategies: tuple = ("feature_extraction", "fine_tune", "small_cnn")
     labels_per_class: tuple = (10, 50)
     seeds: tuple = (0, 1)
-    epochs: int = 6
-    head_epochs: int = 2
+    epochs: int | None = None
+    head_epochs: int = 0
     freeze_stage: int | None = None
     image_size: int = 48
     dataset: str = "embedded"
@@ -76,6 +81,7 @@ class ExperimentConfig:
     test_per_class: int | None = 150
     batch_size: int = 16
     distribute: str = "none"
+    protocol: Protocol = Protocol()
 
     def to_dict(self):
         return {key: list(value) if isinstance(value, tuple) else value
@@ -116,9 +122,12 @@ def check_config(config):
     if any(int(n) < 1 for n in config.labels_per_class) or not config.labels_per_class:
         raise ValueError(f"Received labels_per_class={list(config.labels_per_class)}. "
                          "Expected one or more integers >= 1.")
-    if config.epochs < 1:
+    if config.epochs is None and config.head_epochs:
+        raise ValueError(f"Received head_epochs={config.head_epochs} without epochs. Expected head-only epochs "
+                         "only with a fixed number of epochs (the protocol trains fine-tuning in one phase).")
+    if config.epochs is not None and config.epochs < 1:
         raise ValueError(f"Received epochs={config.epochs}. Expected an integer >= 1.")
-    if "fine_tune" in config.strategies and not 0 <= config.head_epochs < config.epochs:
+    if config.epochs is not None and "fine_tune" in config.strategies and not 0 <= config.head_epochs < config.epochs:
         raise ValueError(f"Received head_epochs={config.head_epochs} with epochs={config.epochs}. "
                          "Expected 0 <= head_epochs < epochs so that fine-tuning gets an epoch.")
     if config.dataset not in DATASETS and not Path(config.dataset).is_dir():
@@ -204,16 +213,21 @@ def run_experiment(config=None, verbose=1, on_result=None):
         if verbose:
             print(f"[{index}/{len(runs)}] {strategy} {backbone if strategy != 'small_cnn' else ''} "
                   f"labels_per_class={n} seed={seed}", flush=True)
+        budget = ({"protocol": dataclasses.replace(config.protocol, batch_size=config.batch_size)}
+                  if config.epochs is None else
+                  {"epochs": config.epochs, "batch_size": config.batch_size,
+                   "head_epochs": config.head_epochs if strategy == "fine_tune" else 0})
         result = train_run(
-            splits[(n, seed)], strategy, backbone, config.weights, config.image_size, config.epochs,
-            seed=seed, head_epochs=config.head_epochs if strategy == "fine_tune" else 0,
-            freeze_stage=config.freeze_stage, batch_size=config.batch_size,
+            splits[(n, seed)], strategy, backbone, config.weights, config.image_size, seed=seed,
+            freeze_stage=config.freeze_stage, **budget,
             verbose=0 if verbose < 2 else 2, weights_options={**weights_options, "verbose": 0},
             distribute=distribute)
         if verbose:
-            print(f"    test accuracy {result.test_accuracy:.3f} "
-                  f"(validation {result.history['val_accuracy'][-1]:.3f}) in {result.wall_time_s:.0f} s",
-                  flush=True)
+            stopped = (f", best of {result.config['stopped_step']} steps at step {result.config['best_step']}"
+                       if "best_step" in result.config else "")
+            print(f"    test accuracy {result.test_accuracy:.3f} (validation "
+                  f"{max(result.history['val_accuracy']) if stopped else result.history['val_accuracy'][-1]:.3f}"
+                  f"{stopped}) in {result.wall_time_s:.0f} s", flush=True)
         results.append(result)
         if on_result:
             on_result(result)

@@ -52,7 +52,7 @@ class Protocol:
     """
 
     eval_every: int = 50
-    max_steps: int = 3000
+    max_steps: int = 4000
     patience: int = 10
     batch_size: int = 16
     learning_rate: float | None = None
