@@ -377,6 +377,17 @@ def report_markdown(config, analysis):
               "|---|---|---:|---|---|"]
     lines += [f"| {r['backbone']} | {ARM_NAMES[r['arm']]} | {r['target']:.3f} | {ARM_NAMES[r['control']]} | "
               f"{r['text']} |" for r in analysis["labels_saved"]]
+    lines += ["", "## Curve metrics (validation, means over seeds)", "",
+              f"Start: validation accuracy after the first {config.protocol.eval_every} steps (Torrey and "
+              "Shavlik's start is the accuracy before any target training; with a new head that is chance "
+              "for every arm here). Steps to 90%: until validation accuracy first reaches 90% of the run's "
+              "best. Best: the best validation accuracy, whose weights the run keeps.", "",
+              "| backbone | arm | " + " | ".join(f"{n}/class: start, steps to 90%, best" for n in budgets) + " |",
+              "|---|---|" + "---|" * len(budgets)]
+    for backbone, arm in dict.fromkeys((r["backbone"], r["arm"]) for r in analysis["table"]):
+        lines.append(f"| {backbone} | {ARM_NAMES[arm]} | " + " | ".join(
+            "{start:.3f}, {steps_to_90:.0f}, {best_validation:.3f}".format(**cells[backbone, arm, n])
+            if (backbone, arm, n) in cells else "-" for n in budgets) + " |")
     lines += ["", f"## Comparisons ({len(analysis['comparisons'])}, Holm-corrected together)", "",
               "A verdict is \"higher\" or \"lower\" only when Holm's adjusted p-value of the paired t-test "
               "over seeds is below 0.05; the interval beside it is the uncorrected 95% t-interval.", "",
