@@ -18,7 +18,7 @@ NBVAL := --nbval-lax --nbval-sanitize-with notebooks/sanitize.cfg --nbval-cell-t
 WORKERS ?= 2
 PARALLEL := -n $(WORKERS) --dist loadfile
 
-.PHONY: venv test unit check-notebooks check-notebooks-avx2 run study transferability notebooks source-models retrain-sources bench bench-cold bench-notebooks-avx2
+.PHONY: venv test unit check-notebooks check-notebooks-avx2 run study budget-study transferability notebooks source-models retrain-sources bench bench-cold bench-notebooks-avx2
 
 $(STAMP): requirements.txt pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -72,6 +72,14 @@ notebooks: $(STAMP)
 ## Fine-tuning against scratch takes most of an hour: make study.
 run: $(STAMP)
 	$(PY) -m tlhelpers study --arms feature_extraction random_features small_cnn --out report
+
+## make budget-study: every arm trained by the protocol (early stopping, learning rates chosen on
+## validation) at 10-250 labels per class, 5 seeds; runs stored one by one in docs/budget-study/runs,
+## so it is built in pieces: ARMS="scratch" BACKBONES="vgg16" HOURS=2.5 limit a piece; run it again
+## to continue. The report (docs/budget-study/summary.md) is written from whatever is stored.
+budget-study: $(STAMP)
+	$(PY) -m tlhelpers budget-study $(if $(ARMS),--arms $(ARMS)) $(if $(BACKBONES),--backbone $(BACKBONES)) \
+		$(if $(HOURS),--hours $(HOURS))
 
 ## make source-models: check both shipped source models (md5).
 source-models: $(STAMP)

@@ -64,3 +64,16 @@ def test_build_in_pieces_then_report(tmp_path, cache_dir):
     # Another protocol is another study: nothing stored applies to it.
     other = dataclasses.replace(TINY, protocol=dataclasses.replace(TINY.protocol, patience=3))
     assert budget_study.build(other, folder, hours=0, verbose=0)["pending"] == 6
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--arms", "transfer"], "Received --arms transfer. Expected any of: feature_extraction"),
+    (["--weights", "imagenet", "--backbone", "resnet50"], "Received --backbone resnet50. Expected any of: mobilenet_v2"),
+])
+def test_command_line_names_what_it_cannot_train(argv, message, capsys, tmp_path):
+    from tlhelpers import cli
+
+    assert cli.main(["budget-study", "--out", str(tmp_path), *argv]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+    assert not list(tmp_path.iterdir())

@@ -146,14 +146,18 @@ def build_parser():
     budget_defaults = BudgetStudyConfig()
     budget = commands.add_parser("budget-study", help="every arm trained by one protocol at five label budgets "
                                                       "(resumable: stored runs are skipped)")
-    budget.add_argument("--out", default="docs/budget-study",
-                        help="report folder; its runs/ subfolder is the store (default: %(default)s)")
+    budget.add_argument("--weights", choices=("embedded", "imagenet"), default="embedded",
+                        help="the transfer arms' source: the shipped source models (ResNet50, VGG16 at 48 px) or "
+                             "genuine ImageNet weights (MobileNetV2 at 128 px) (default: %(default)s)")
+    budget.add_argument("--out", default=None,
+                        help="report folder; its runs/ subfolder is the store (default: docs/budget-study, "
+                             "or docs/budget-study-imagenet)")
     budget.add_argument("--hours", type=float, default=None,
                         help="start no new run after this many hours; run again to continue (default: all)")
     budget.add_argument("--arms", nargs="+", default=list(budget_defaults.arms), metavar="ARM",
                         help="train only these arms now (default: all); the report covers every stored run")
-    budget.add_argument("--backbone", nargs="+", default=list(budget_defaults.backbones), metavar="NAME",
-                        help="train only these backbones now (default: %(default)s)")
+    budget.add_argument("--backbone", nargs="+", default=None, metavar="NAME",
+                        help="train only these backbones now (default: all of the study's)")
     budget.add_argument("--report-only", action="store_true", help="write the report from the stored runs")
     budget.add_argument("--quiet", action="store_true", help="no progress output")
 
@@ -353,21 +357,23 @@ def command_study(args):
 def command_budget_study(args):
     from tlhelpers import budget_study
 
-    config = budget_study.BudgetStudyConfig()
+    config = budget_study.BUDGET_STUDIES[args.weights]
+    out = Path(args.out or budget_study.study_folder(args.weights))
+    backbones = args.backbone or config.backbones
     _check_names("arms", args.arms, config.arms)
-    _check_names("backbone", args.backbone, config.backbones)
-    folder = Path(args.out) / "runs"
+    _check_names("backbone", backbones, config.backbones)
+    folder = out / "runs"
     started = time.perf_counter()
     if not args.report_only:
         counts = budget_study.build(config, folder, hours=args.hours, verbose=0 if args.quiet else 1,
                                     only=lambda spec: spec["arm"] in args.arms
-                                    and spec["backbone"] in (*args.backbone, "small_cnn"))
+                                    and spec["backbone"] in (*backbones, "small_cnn"))
         if not args.quiet:
             print(f"Trained {counts['trained']} runs; {counts['stored']} stored, {counts['pending']} of those "
                   "asked for still to run (run the same command again to continue).")
-    paths = budget_study.write_report(config, folder, args.out)
+    paths = budget_study.write_report(config, folder, out)
     if not args.quiet:
-        _print_report(started, args.out, paths)
+        _print_report(started, out, paths)
     return 0
 
 
