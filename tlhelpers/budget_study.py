@@ -353,6 +353,19 @@ def _interval(row, digits=3):
     return f"{row['test_accuracy']:.{digits}f} ({row['ci_low']:.{digits}f} to {row['ci_high']:.{digits}f})"
 
 
+def _budget_table(table, budgets, suffix, cell):
+    """Markdown rows: one per backbone and arm, one column per budget, `cell(row)` in each."""
+    from tlhelpers.study import ARM_NAMES
+
+    cells = {(r["backbone"], r["arm"], r["labels_per_class"]): r for r in table}
+    lines = ["| backbone | arm | " + " | ".join(f"{n}{suffix}" for n in budgets) + " |",
+             "|---|---|" + "---|" * len(budgets)]
+    for backbone, arm in dict.fromkeys((r["backbone"], r["arm"]) for r in table):
+        lines.append(f"| {backbone} | {ARM_NAMES[arm]} | " + " | ".join(
+            cell(cells[backbone, arm, n]) if (backbone, arm, n) in cells else "not run yet" for n in budgets) + " |")
+    return lines
+
+
 def report_markdown(config, analysis):
     """The study's `summary.md`: protocol, learning rates, accuracy by budget, stopping, labels saved and
     the Holm-corrected comparisons."""
@@ -381,23 +394,13 @@ def report_markdown(config, analysis):
     lines += [f"| {ARM_NAMES[arm]} | {backbone} | {rate:g} | "
               + " | ".join(cells.get(n, "-") for n in SELECTION_BUDGETS) + " |"
               for (arm, backbone, rate), cells in grid.items()]
-    lines += ["", "## Test accuracy (mean over seeds, 95% t-interval)", "",
-              "| backbone | arm | " + " | ".join(f"{n}/class" for n in budgets) + " |",
-              "|---|---|" + "---|" * len(budgets)]
-    cells = {(r["backbone"], r["arm"], r["labels_per_class"]): r for r in analysis["table"]}
-    for backbone, arm in dict.fromkeys((r["backbone"], r["arm"]) for r in analysis["table"]):
-        lines.append(f"| {backbone} | {ARM_NAMES[arm]} | " + " | ".join(
-            _interval(cells[backbone, arm, n]) if (backbone, arm, n) in cells else "not run yet"
-            for n in budgets) + " |")
+    lines += ["", "## Test accuracy (mean over seeds, 95% t-interval)", ""]
+    lines += _budget_table(analysis["table"], budgets, "/class", _interval)
     lines += ["", "## Stopping", "",
               "Mean step of the best evaluation (restored) / largest step any seed reached; runs stopped by "
-              "their cap are flagged below.", "",
-              "| backbone | arm | " + " | ".join(f"{n}/class" for n in budgets) + " |",
-              "|---|---|" + "---|" * len(budgets)]
-    for backbone, arm in dict.fromkeys((r["backbone"], r["arm"]) for r in analysis["table"]):
-        lines.append(f"| {backbone} | {ARM_NAMES[arm]} | " + " | ".join(
-            f"{cells[backbone, arm, n]['best_step']:.0f} / {cells[backbone, arm, n]['largest_stop']}"
-            if (backbone, arm, n) in cells else "-" for n in budgets) + " |")
+              "their cap are flagged below.", ""]
+    lines += _budget_table(analysis["table"], budgets, "/class",
+                           lambda row: f"{row['best_step']:.0f} / {row['largest_stop']}")
     lines += ["", "Flagged runs: " + ("none." if not analysis["flags"] else "; ".join(
         f"{f['arm']} {f['backbone']} {f['labels_per_class']}/class seed {f['seed']}: {f['problem']}"
         for f in analysis["flags"]) + "."), ""]
@@ -412,13 +415,9 @@ def report_markdown(config, analysis):
               f"Start: validation accuracy after the first {config.protocol.eval_every} steps (Torrey and "
               "Shavlik's start is the accuracy before any target training; with a new head that is chance "
               "for every arm here). Steps to 90%: until validation accuracy first reaches 90% of the run's "
-              "best. Best: the best validation accuracy, whose weights the run keeps.", "",
-              "| backbone | arm | " + " | ".join(f"{n}/class: start, steps to 90%, best" for n in budgets) + " |",
-              "|---|---|" + "---|" * len(budgets)]
-    for backbone, arm in dict.fromkeys((r["backbone"], r["arm"]) for r in analysis["table"]):
-        lines.append(f"| {backbone} | {ARM_NAMES[arm]} | " + " | ".join(
-            "{start:.3f}, {steps_to_90:.0f}, {best_validation:.3f}".format(**cells[backbone, arm, n])
-            if (backbone, arm, n) in cells else "-" for n in budgets) + " |")
+              "best. Best: the best validation accuracy, whose weights the run keeps.", ""]
+    lines += _budget_table(analysis["table"], budgets, "/class: start, steps to 90%, best",
+                           "{start:.3f}, {steps_to_90:.0f}, {best_validation:.3f}".format_map)
     lines += ["", f"## Comparisons ({len(analysis['comparisons'])}, Holm-corrected together)", "",
               "A verdict is \"higher\" or \"lower\" only when Holm's adjusted p-value of the paired t-test "
               "over seeds is below 0.05; the interval beside it is the uncorrected 95% t-interval.", "",
