@@ -55,6 +55,25 @@ def test_projection_and_sweep_plots():
     np.testing.assert_allclose(ax.lines[0].get_ydata(), [0.5, 0.6])
 
 
+def test_sweep_lines_on_twin_axes_do_not_hide_each_other():
+    """Two swept values: with autoscaled twin axes both lines ran corner to corner, one exactly on top
+    of the other; each axis now starts at 0 and the x ticks are the swept values."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    results = [RunResult("resnet50", "embedded", "fine_tune", 10, 0, {}, acc, 1.0, 1.0, params, 0)
+               for acc, params in ((0.52, 14_000_000), (0.48, 8_000_000))]
+    figure = Figure()
+    FigureCanvasAgg(figure)
+    ax = visualize.plot_sweep([3, 4], results, "last frozen stage k", ax=figure.add_subplot())
+    figure.canvas.draw()
+    twin = [other for other in figure.axes if other is not ax][0]
+    drawn = [line.get_transform().transform(np.column_stack(line.get_data())) for line in (ax.lines[0], twin.lines[0])]
+    # In pixels, the two lines do not run through the same points (they did exactly, at both values).
+    assert np.abs(drawn[0][:, 1] - drawn[1][:, 1]).max() > 50
+    assert [tick.get_text() for tick in ax.get_xticklabels()] == ["3", "4"]
+    assert [text.get_text() for text in ax.get_legend().get_texts()] == ["test accuracy", "trainable parameters"]
+
+
 def test_linear_probe_separates_separable_features():
     rng = np.random.default_rng(0)
     labels = np.arange(200) % 2

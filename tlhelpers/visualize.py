@@ -126,11 +126,18 @@ def plot_sweep(values, results, xlabel, ax=None, title=""):
         import matplotlib.pyplot as plt
 
         ax = plt.figure(figsize=(6, 3.5)).gca()
-    ax.plot(values, [r.test_accuracy for r in results], "o-", color="C0", label="test accuracy")
+    accuracy = ax.plot(values, [r.test_accuracy for r in results], "o-", color="C0", label="test accuracy")
     ax.set_xlabel(xlabel)
     ax.set_ylabel("test accuracy", color="C0")
     ax.set_title(title)
+    # Each axis from 0, so that the two lines only coincide where their values do (with autoscaled
+    # axes, two points of each would be drawn on top of each other).
+    ax.set_ylim(0, 1)
+    ax.set_xticks(list(values), [str(value) for value in values])
     twin = ax.twinx()
-    twin.plot(values, [r.trainable_params / 1e6 for r in results], "s--", color="C1")
+    millions = [r.trainable_params / 1e6 for r in results]
+    params = twin.plot(values, millions, "s--", color="C1", label="trainable parameters")
+    twin.set_ylim(0, max(millions) * 1.15 or 1)
     twin.set_ylabel("trainable parameters (millions)", color="C1")
+    ax.legend(accuracy + params, [line.get_label() for line in accuracy + params], loc="lower left", fontsize=8)
     return ax
