@@ -48,9 +48,9 @@ def test_learning_curves_lines_bands_marks_and_labels(two_strategies):
     figure, ax = pyplot.subplots()
     returned = plots.plot_learning_curves(two_strategies, ax=ax)
     assert returned is ax
-    assert ax.get_xlabel() == "epoch"
+    assert ax.get_xlabel() == "epoch (one pass over the training images)"
     assert ax.get_ylabel() == "validation accuracy"
-    assert "validation accuracy" in ax.get_title()
+    assert "validation accuracy" in ax.get_title() and "band: lowest to highest seed" in ax.get_title()
     # Per group: mean line, start marker, tangent; plus one phase line.
     assert len(ax.lines) == 2 * 3 + 2 + 1  # axhline asymptotes are Line2D too
     assert sum(isinstance(item, PolyCollection) for item in ax.collections) == 2
@@ -174,3 +174,14 @@ def test_source_comparison_draws_one_bar_per_source_and_target_and_every_seed():
     pyplot.close("all")
     with pytest.raises(ValueError, match="different sources"):
         plots.plot_source_comparison({"a": {"x": [1]}, "b": {"y": [1]}})
+
+
+def test_learning_curves_evaluated_every_n_steps_read_in_steps(two_strategies):
+    for run in two_strategies:
+        run.config["eval_every"] = 20
+    figure, ax = pyplot.subplots()
+    plots.plot_learning_curves(two_strategies, ax=ax)
+    figure.canvas.draw()
+    assert ax.get_xlabel() == "gradient steps (evaluated every 20)"
+    ticks = {tick.get_position()[0]: tick.get_text() for tick in ax.get_xticklabels()}
+    assert ticks[2.0] == "40" and ticks[4.0] == "80"

@@ -130,11 +130,26 @@ def plot_learning_curves(results, key="val_accuracy", ax=None, mark_metrics=True
         ax.axvline(position, color="0.3", linestyle=":", linewidth=1.5, label=name)
         ax.annotate(name, (position, 1.0), xycoords=("data", "axes fraction"), xytext=(3, -12),
                     textcoords="offset points", fontsize=8, color="0.3")
-    ax.set_xlabel("epoch")
+    _label_evaluations(ax, results)
     ax.set_ylabel(KEY_NAMES[key])
-    ax.set_title(f"Learning curves ({KEY_NAMES[key]})")
+    spread = "; band: lowest to highest seed" if any(len(runs) >= 2 for runs in groups.values()) else ""
+    ax.set_title(f"Learning curves ({KEY_NAMES[key]}: mean over seeds{spread})")
     ax.legend(fontsize=8)
     return ax
+
+
+def _label_evaluations(ax, results):
+    """Name the x-axis by what an evaluation index means: gradient steps when every run was evaluated
+    every N steps (ticks then read in steps), else passes over the training images."""
+    from matplotlib.ticker import FuncFormatter
+
+    every = {run.config.get("eval_every") for run in results}
+    if len(every) == 1 and None not in every:
+        step = every.pop()
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value * step:g}"))
+        ax.set_xlabel(f"gradient steps (evaluated every {step})")
+    else:
+        ax.set_xlabel("epoch (one pass over the training images)")
 
 
 def _mean_metrics(metrics):
