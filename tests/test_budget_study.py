@@ -77,3 +77,11 @@ def test_command_line_names_what_it_cannot_train(argv, message, capsys, tmp_path
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1
     assert not list(tmp_path.iterdir())
+
+
+def test_the_imagenet_study_compares_with_the_small_cnn_of_the_same_images():
+    imagenet = budget_study.BUDGET_STUDIES["imagenet"]
+    assert "small_cnn" not in imagenet.arms and imagenet.image_size == 128
+    with pytest.raises(ValueError, match="seeds differ"):
+        budget_study.borrowed_small_cnn(dataclasses.replace(imagenet, seeds=(0, 1)))
+    assert budget_study.borrowed_small_cnn(budget_study.BUDGET_STUDIES["embedded"]) == ({}, {})

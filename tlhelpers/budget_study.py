@@ -99,7 +99,33 @@ class BudgetStudyConfig:
 # The studies the command line builds: the shipped source models at 48 px, and genuine ImageNet
 # MobileNetV2 on the same garments upsampled to 128 px (it needs its inputs near ImageNet's scale).
 BUDGET_STUDIES = {"embedded": BudgetStudyConfig(),
-                  "imagenet": BudgetStudyConfig(backbones=("mobilenet_v2",), weights="imagenet", image_size=128)}
+                  "imagenet": BudgetStudyConfig(backbones=("mobilenet_v2",), weights="imagenet", image_size=128,
+                                                arms=tuple(arm for arm in ARMS if arm != "small_cnn"))}
+
+
+# A study that trains no small CNN of its own compares with the small CNN of this study, which ran on
+# the same training, validation and test images (the small CNN has no source, so no weights differ).
+SMALL_CNN_FROM = {"imagenet": "embedded"}
+
+
+def borrowed_small_cnn(config):
+    """`(groups, learning rates)` of the small CNN runs a study without its own takes from the study of
+    `SMALL_CNN_FROM`, or `({}, {})`.
+
+    Raises:
+        ValueError: when the two studies do not share task, budgets, seeds and validation size.
+    """
+    if "small_cnn" in config.arms or config.weights not in SMALL_CNN_FROM:
+        return {}, {}
+    other = BUDGET_STUDIES[SMALL_CNN_FROM[config.weights]]
+    shared = ("dataset", "labels_per_class", "seeds", "validation_per_class")
+    differs = [name for name in shared if getattr(config, name) != getattr(other, name)]
+    if differs:
+        raise ValueError(f"Received a {config.weights} study whose {', '.join(differs)} differ from the "
+                         f"{other.weights} study's. Expected the same images to compare with its small CNN; "
+                         "add the small_cnn arm to this study instead.")
+    groups, rates = stored_runs(dataclasses.replace(other, arms=("small_cnn",)), study_folder(other.weights) / "runs")
+    return groups, rates
 
 
 def learning_rate_grid(arm, backbone):
@@ -306,6 +332,8 @@ def analyse(config, folder, pixels=None):
     from tlhelpers.curves import aggregate
 
     groups, rates = stored_runs(config, folder)
+    borrowed, borrowed_rates = borrowed_small_cnn(config)
+    groups, rates = {**groups, **borrowed}, {**rates, **borrowed_rates}
     table, flags = [], []
     for (arm, backbone, n), runs in sorted(groups.items(), key=lambda item: (item[0][1], item[0][0], item[0][2])):
         metrics = [protocol_metrics(r) for r in runs]
@@ -343,7 +371,7 @@ def analyse(config, folder, pixels=None):
                   "stopped_by": result.config["stopped_by"]}
                  for spec in selection_specs(config) for result in [store.get(spec)] if result is not None]
     return {"protocol": config.protocol.to_dict(), "protocol_text": config.protocol.describe(),
-            "selection": selection,
+            "selection": selection, "small_cnn_from": SMALL_CNN_FROM.get(config.weights) if borrowed else None,
             "learning_rates": [{"arm": a, "backbone": b, "learning_rate": r} for (a, b), r in (rates or {}).items()],
             "table": table, "comparisons": comparison_family(pairs) if pairs else [],
             "labels_saved": saved, "flags": flags}
@@ -374,12 +402,16 @@ def report_markdown(config, analysis):
     budgets = list(config.labels_per_class)
     lines = ["# Every arm trained by one protocol, at five label budgets", "",
              f"Target: {config.dataset}; test: {test_description(config)}; seeds {list(config.seeds)}.", "",
-             "## Protocol", "", analysis["protocol_text"], "",
-             "## Learning rates chosen on validation", "",
-             f"Grid per arm: {', '.join(f'{arm} {LEARNING_RATE_GRIDS[arm]}' for arm in config.arms)}; chosen on "
-             f"seed {SELECTION_SEED} (never reported) by the best validation accuracy, averaged over "
-             f"{list(SELECTION_BUDGETS)} labels per class.", "",
-             "| arm | backbone | learning rate |", "|---|---|---:|"]
+             "## Protocol", "", analysis["protocol_text"], ""]
+    if analysis.get("small_cnn_from"):
+        other = BUDGET_STUDIES[analysis["small_cnn_from"]]
+        lines += [f"The small CNN is the one of the {analysis['small_cnn_from']} study (trained at "
+                  f"{other.image_size} px on the same training, validation and test images): it has no source.", ""]
+    lines += ["## Learning rates chosen on validation", "",
+              f"Grid per arm: {', '.join(f'{arm} {LEARNING_RATE_GRIDS[arm]}' for arm in config.arms)}; chosen on "
+              f"seed {SELECTION_SEED} (never reported) by the best validation accuracy, averaged over "
+              f"{list(SELECTION_BUDGETS)} labels per class.", "",
+              "| arm | backbone | learning rate |", "|---|---|---:|"]
     lines += [f"| {ARM_NAMES[row['arm']]} | {row['backbone']} | {row['learning_rate']:g} |"
               for row in analysis["learning_rates"]]
     lines += ["", "Best validation accuracy of each selection run (a run marked * reached its step cap: "
@@ -456,7 +488,7 @@ def write_report(config, folder, out_dir=None):
     figure = Figure(figsize=(6.5 * max(1, len(backbones)), 4.8))
     for index, backbone in enumerate(backbones, start=1):
         rows = [r for r in analysis["table"] if r["backbone"] in (backbone, "small_cnn")]
-        names = {arm: ARM_NAMES[arm] for arm in ARMS if arm in config.arms}
+        names = {arm: ARM_NAMES[arm] for arm in ARMS if any(r["arm"] == arm for r in rows)}
         plots.plot_budget_curves(rows, names, ax=figure.add_subplot(1, len(backbones), index),
                                  title=f"{backbone} ({config.weights} source)")
     _save_figure(figure, paths["figure"])
