@@ -18,7 +18,7 @@ NBVAL := --nbval-lax --nbval-sanitize-with notebooks/sanitize.cfg --nbval-cell-t
 WORKERS ?= 2
 PARALLEL := -n $(WORKERS) --dist loadfile
 
-.PHONY: venv test unit check-notebooks check-notebooks-avx2 run study budget-study transferability notebooks source-models retrain-sources bench bench-cold bench-notebooks-avx2
+.PHONY: venv test unit check-notebooks check-notebooks-avx2 run study budget-study budget-study-imagenet transferability notebooks source-models retrain-sources bench bench-cold bench-notebooks-avx2
 
 $(STAMP): requirements.txt pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -80,6 +80,11 @@ run: $(STAMP)
 budget-study: $(STAMP)
 	$(PY) -m tlhelpers budget-study $(if $(ARMS),--arms $(ARMS)) $(if $(BACKBONES),--backbone $(BACKBONES)) \
 		$(if $(HOURS),--hours $(HOURS))
+
+## make budget-study-imagenet: the same with genuine ImageNet MobileNetV2 features (128 px) against
+## its random weights; compared with the small CNN of docs/budget-study (about 15 min).
+budget-study-imagenet: $(STAMP)
+	$(PY) -m tlhelpers budget-study --weights imagenet $(if $(ARMS),--arms $(ARMS)) $(if $(HOURS),--hours $(HOURS))
 
 ## make source-models: check both shipped source models (md5).
 source-models: $(STAMP)

@@ -154,8 +154,9 @@ def build_parser():
                              "or docs/budget-study-imagenet)")
     budget.add_argument("--hours", type=float, default=None,
                         help="start no new run after this many hours; run again to continue (default: all)")
-    budget.add_argument("--arms", nargs="+", default=list(budget_defaults.arms), metavar="ARM",
-                        help="train only these arms now (default: all); the report covers every stored run")
+    budget.add_argument("--arms", nargs="+", default=None, metavar="ARM",
+                        help=f"train only these arms now, any of: {', '.join(budget_defaults.arms)} (default: all "
+                             "of the study's); the report covers every stored run")
     budget.add_argument("--backbone", nargs="+", default=None, metavar="NAME",
                         help="train only these backbones now (default: all of the study's)")
     budget.add_argument("--report-only", action="store_true", help="write the report from the stored runs")
@@ -359,14 +360,14 @@ def command_budget_study(args):
 
     config = budget_study.BUDGET_STUDIES[args.weights]
     out = Path(args.out or budget_study.study_folder(args.weights))
-    backbones = args.backbone or config.backbones
-    _check_names("arms", args.arms, config.arms)
+    backbones, arms = args.backbone or config.backbones, args.arms or config.arms
+    _check_names("arms", arms, config.arms)
     _check_names("backbone", backbones, config.backbones)
     folder = out / "runs"
     started = time.perf_counter()
     if not args.report_only:
         counts = budget_study.build(config, folder, hours=args.hours, verbose=0 if args.quiet else 1,
-                                    only=lambda spec: spec["arm"] in args.arms
+                                    only=lambda spec: spec["arm"] in arms
                                     and spec["backbone"] in (*backbones, "small_cnn"))
         if not args.quiet:
             print(f"Trained {counts['trained']} runs; {counts['stored']} stored, {counts['pending']} of those "

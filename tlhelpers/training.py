@@ -129,8 +129,7 @@ def _check_protocol_options(protocol, epochs, eval_every, head_epochs, learning_
 
 
 def train_run(splits, strategy, backbone="resnet50", weights="embedded", image_size=32, epochs=None, *,
-              protocol=None,
-              seed=0, head_epochs=0, freeze_stage=None, learning_rate=None, batch_size=16,
+              protocol=None, seed=0, head_epochs=0, freeze_stage=None, learning_rate=None, batch_size=16,
               hidden_units=(), dropout=0.2, use_feature_cache=True, augment=False, cache_dir=None,
               verbose=1, weights_options=None, reuse_models=True, distribute=None, eval_every=None):
     """Train one strategy on one task and record its learning curves.
