@@ -1,4 +1,4 @@
-"""The committed budget-study store (docs/budget-study): runs that learnt, and a report made from them."""
+"""The committed budget-study stores (docs/budget-study*): runs that learnt, and reports made from them."""
 
 import json
 
@@ -7,14 +7,18 @@ import pytest
 from tlhelpers import budget_study
 from tlhelpers.run_store import RunStore, run_key
 
-FOLDER = budget_study.STORE_FOLDER
+
+@pytest.fixture(scope="module", params=sorted(budget_study.BUDGET_STUDIES))
+def study(request):
+    folder = budget_study.study_folder(request.param)
+    if not (folder / "runs").is_dir():
+        pytest.skip(f"no {request.param} budget-study store committed")
+    return budget_study.BUDGET_STUDIES[request.param], folder
 
 
 @pytest.fixture(scope="module")
-def stored():
-    if not (FOLDER / "runs").is_dir():
-        pytest.skip("no budget-study store committed")
-    return RunStore(FOLDER / "runs").items()
+def stored(study):
+    return RunStore(study[1] / "runs").items()
 
 
 def test_every_stored_run_learnt_and_stopped_by_the_rule(stored):
@@ -30,9 +34,10 @@ def test_every_stored_run_learnt_and_stopped_by_the_rule(stored):
         assert result.labels_per_class == spec["labels_per_class"] and result.seed == spec["seed"]
 
 
-def test_the_committed_report_is_made_from_the_stored_runs(stored):
-    written = json.loads((FOLDER / "analysis.json").read_text())
-    recomputed = budget_study.analyse(budget_study.BudgetStudyConfig(), FOLDER / "runs")
-    for key in ("table", "labels_saved", "flags", "learning_rates", "protocol", "selection"):
+def test_the_committed_report_is_made_from_the_stored_runs(study, stored):
+    config, folder = study
+    written = json.loads((folder / "analysis.json").read_text())
+    recomputed = budget_study.analyse(config, folder / "runs")
+    for key in ("table", "labels_saved", "flags", "learning_rates", "protocol", "selection", "small_cnn_from"):
         assert json.loads(json.dumps(recomputed[key])) == written[key], key
-    assert {run_key(spec) for spec, _ in stored} == {path.stem for path in (FOLDER / "runs").glob("*.json")}
+    assert {run_key(spec) for spec, _ in stored} == {path.stem for path in (folder / "runs").glob("*.json")}
