@@ -24,6 +24,7 @@ pieces (`build(..., hours=2.5)`) and a rerun skips what is stored.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import time
 
 import numpy as np
@@ -203,12 +204,20 @@ def main_specs(config, learning_rates):
             for n in config.labels_per_class for seed in config.seeds]
 
 
+@functools.lru_cache(maxsize=4)
+def _task(dataset):
+    """`(pool, test)` of a target task, loaded once per process (every run and every pixel probe of a
+    study splits the same arrays; `make_splits` only indexes them)."""
+    pool, test = (datasets.BUNDLED_DATASETS[dataset]() if dataset in datasets.BUNDLED_DATASETS
+                  else datasets.load_embedded_task(dataset))
+    if dataset == "embedded":
+        test = datasets.held_out_per_class(test, DESIGN_TEST_PER_CLASS)
+    return pool, test
+
+
 def load_splits(config, labels_per_class, seed):
     """The `Splits` of one budget and seed (validation from the end of each class's pool)."""
-    pool, test = (datasets.BUNDLED_DATASETS[config.dataset]() if config.dataset in datasets.BUNDLED_DATASETS
-                  else datasets.load_embedded_task(config.dataset))
-    if config.dataset == "embedded":
-        test = datasets.held_out_per_class(test, DESIGN_TEST_PER_CLASS)
+    pool, test = _task(config.dataset)
     return datasets.make_splits(pool, test, labels_per_class, config.validation_per_class, seed=seed,
                                 validation_last=True)
 
