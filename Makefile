@@ -18,7 +18,7 @@ NBVAL := --nbval-lax --nbval-sanitize-with notebooks/sanitize.cfg --nbval-cell-t
 WORKERS ?= 2
 PARALLEL := -n $(WORKERS) --dist loadfile
 
-.PHONY: venv test unit check-notebooks check-notebooks-avx2 run study budget-study budget-study-imagenet transferability notebooks source-models retrain-sources bench bench-cold bench-notebooks-avx2
+.PHONY: venv test unit check-notebooks check-notebooks-avx2 run study budget-study budget-study-imagenet mutants transferability notebooks source-models retrain-sources bench bench-cold bench-notebooks-avx2
 
 $(STAMP): requirements.txt pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -79,6 +79,14 @@ run: $(STAMP)
 ## to continue. The report (docs/budget-study/summary.md) is written from whatever is stored.
 budget-study: $(STAMP)
 	$(PY) -m tlhelpers budget-study $(if $(ARMS),--arms $(ARMS)) $(if $(BACKBONES),--backbone $(BACKBONES)) \
+		$(if $(HOURS),--hours $(HOURS))
+
+## make mutants: inject each fault of tlhelpers/faults.py and record which checked notebook cells and
+## unit tests fail; results stored one by one in docs/mutants/, table in docs/mutants.md. Built in
+## pieces: FAULTS="random_weights" TARGETS="01_source_models" HOURS=2 limit a piece (about 15 min
+## per fault for all eight notebooks on 2 cores); run it again to continue.
+mutants: $(STAMP)
+	$(PY) tests/mutants.py $(if $(FAULTS),--faults $(FAULTS)) $(if $(TARGETS),--targets $(TARGETS)) \
 		$(if $(HOURS),--hours $(HOURS))
 
 ## make budget-study-imagenet: the same with genuine ImageNet MobileNetV2 features (128 px) against

@@ -24,7 +24,7 @@ LAYERS = (
     ("training", {"protocol", "training"}),
     ("analysis and presentation", {"budgets", "curves", "probes", "plots", "report", "visualize"}),
     ("experiments", {"budget_study", "experiments", "study", "transferability"}),
-    ("entry points", {"profiles", "doctor", "notebook", "cli", "__main__", "__init__"}),
+    ("entry points", {"profiles", "doctor", "notebook", "cli", "__main__", "__init__", "faults"}),
 )
 
 
