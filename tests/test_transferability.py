@@ -163,14 +163,26 @@ def test_command_line_refuses_one_seed_and_unknown_arms(capsys, tmp_path, monkey
     assert not (tmp_path / "report-transferability").exists()
 
 
-def test_recheck_recomputes_scratch_and_random_stages_against_the_store(tiny):
-    tasks, _, scratch = tiny
-    stored = scratch + [tr.transfer_run(TINY, tasks, {}, "random_frozen", 5, seed=0)]
-    found = tr.recheck(TINY, tasks, stored, tolerance=0.0)
-    assert [(arm, k) for arm, k, *_ in found] == [("scratch", 0), ("random_frozen", 5)]
-    assert all(within for *_, within in found)
+def test_recheck_recomputes_scratch_random_and_transferred_stages_against_the_store(tiny):
+    tasks, bases, scratch = tiny
+    config = dataclasses.replace(TINY, stages=(1, 3, 5))
+    arm, k = tr.RECHECK_TRANSFER
+    stored = scratch + [tr.transfer_run(config, tasks, {}, "random_frozen", 5, seed=0),
+                        tr.transfer_run(config, tasks, bases, arm, k, seed=0)]
+    found = tr.recheck(config, tasks, stored, tolerance=0.0)
+    assert [(a, stage) for a, stage, *_ in found] == [("scratch", 0), ("random_frozen", 5), (arm, k)]
+    assert all(within for *_, within in found), found
     shifted = [{**row, "test_accuracy": row["test_accuracy"] + 0.5} for row in stored]
-    assert not any(within for *_, within in tr.recheck(TINY, tasks, shifted, tolerance=0.05))
+    assert not any(within for *_, within in tr.recheck(config, tasks, shifted, tolerance=0.05))
+
+
+def test_copy_stages_copies_and_freezes_only_the_first_k():
+    source, target = tr.build_network(TINY, 5, seed=1), tr.build_network(TINY, 5, seed=2)
+    tr.copy_stages(source, target, 2, trainable=False)
+    for stage in range(1, 6):
+        same = all(np.array_equal(a, b) for a, b in zip(source.get_layer(f"stage{stage}_conv").get_weights(),
+                                                        target.get_layer(f"stage{stage}_conv").get_weights()))
+        assert same == (stage <= 2) and target.get_layer(f"stage{stage}_conv").trainable == (stage > 2)
 
 
 def test_only_the_bases_an_arm_copies_from_are_trained():

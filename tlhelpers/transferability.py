@@ -274,6 +274,14 @@ def train_bases(config, tasks, verbose=1):
     return bases, rows
 
 
+def copy_stages(source, model, k, trainable):
+    """Copy the convolutions of stages 1..k of `source` into `model`, trainable or frozen."""
+    for stage in range(1, k + 1):
+        layer = model.get_layer(f"stage{stage}_conv")
+        layer.set_weights(source.get_layer(layer.name).get_weights())
+        layer.trainable = trainable
+
+
 def transfer_run(config, tasks, bases, arm, k, seed):
     """One run on B: stages 1..k from `ARMS[arm]`'s base (or random), frozen or trainable; the rest new.
 
@@ -282,10 +290,7 @@ def transfer_run(config, tasks, bases, arm, k, seed):
     model = build_network(config, len(tasks["classes"]["B"]), seed=seed + 1)
     # Random stages must not be the scratch run's: another seed's weights.
     source = bases[copied_from] if copied_from is not None else build_network(config, 2, seed=seed + 500)
-    for stage in range(1, k + 1):
-        layer = model.get_layer(f"stage{stage}_conv")
-        layer.set_weights(source.get_layer(layer.name).get_weights())
-        layer.trainable = trainable
+    copy_stages(source, model, k, trainable)
     curve, accuracy, seconds = _train(model, tasks["B"], tasks["B_validation"], tasks["B_test"],
                                       config.epochs, config, seed)
     return {"arm": arm, "k": k, "seed": seed, "test_accuracy": accuracy, "val_accuracy": curve,
@@ -336,14 +341,28 @@ def difference(rows, config, arm, k, other="scratch", other_k=0):
     return probes.paired_difference(_accuracies(rows, arm, k, seeds), _accuracies(rows, other, other_k, seeds))
 
 
-def recheck(config, tasks, stored, tolerance):
-    """Recompute the runs that need no base A (scratch and random stages, first seed, largest k)
-    and compare them with `stored`: `[(arm, k, recomputed, stored, within tolerance)]`."""
+# The transfer run the notebook recomputes: A's stages frozen up to a middle stage, where they stand
+# well above random frozen stages (0.77 against 0.59 in the store, first seed), so a run whose copy
+# failed lands far outside the tolerance.
+RECHECK_TRANSFER = ("transfer_frozen", 3)
+
+
+def recheck(config, tasks, stored, tolerance, verbose=0):
+    """Recompute three runs of the first seed and compare them with `stored`: B from scratch, random
+    frozen stages at the largest k, and `RECHECK_TRANSFER` (it trains base A first).
+
+    Returns:
+        `[(arm, k, recomputed, stored, within tolerance)]`.
+    """
     seed, k = config.seeds[0], max(config.stages)
     found = {(row["arm"], row["k"], row["seed"]): row["test_accuracy"] for row in stored}
     _, scratch = scratch_run(config, tasks, seed)
     fresh = [scratch] + ([transfer_run(config, tasks, {}, "random_frozen", k, seed)]
                          if "random_frozen" in config.arms else [])
+    arm, stage = RECHECK_TRANSFER
+    if arm in config.arms and stage in config.stages:
+        base = _train_base(config, tasks, ARMS[arm][0], verbose)
+        fresh.append(transfer_run(config, tasks, {ARMS[arm][0]: base}, arm, stage, seed))
     return [(row["arm"], row["k"], row["test_accuracy"], found[row["arm"], row["k"], seed],
              abs(row["test_accuracy"] - found[row["arm"], row["k"], seed]) <= tolerance) for row in fresh]
 
