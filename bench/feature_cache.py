@@ -27,13 +27,14 @@ def main():
     args = parser.parse_args()
 
     from tlhelpers import datasets, training
+    from tlhelpers.protocol import FixedSchedule
 
     print(machine())
     pool, test = datasets.load_embedded_task("embedded")
     splits = datasets.make_splits(pool, test, args.labels_per_class, 20, seed=0, test_per_class=150)
     def run(epochs, cached):
         return timed(training.train_run, splits, "feature_extraction", args.backbone, "embedded", 48,
-                     epochs, seed=0, use_feature_cache=cached, verbose=0)
+                     FixedSchedule(epochs), seed=0, use_feature_cache=cached, verbose=0)
 
     # An epoch on cached features takes milliseconds: its difference spans 40 epochs.
     spans = {True: (ACCURACY_EPOCHS, 48), False: (2, ACCURACY_EPOCHS)}

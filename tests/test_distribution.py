@@ -13,17 +13,19 @@ from tlhelpers import distribution
 SCRIPT = """
 import json, sys
 from tlhelpers import datasets, distribution, training
+from tlhelpers.protocol import FixedSchedule
 devices = distribution.split_cpu(2)
 pool, test = datasets.load_embedded(datasets.DEFAULT_TARGET_CLASSES)
 splits = datasets.make_splits(pool, test, labels_per_class=20, validation_per_class=10, seed=0,
                               test_per_class=60)
 mirrored = distribution.make_strategy("mirrored", devices)
 out = {"replicas": mirrored.num_replicas_in_sync}
-runs = {"feature_extraction": dict(use_feature_cache=False), "fine_tune": dict(freeze_stage=4, head_epochs=1)}
+runs = {"feature_extraction": dict(protocol=FixedSchedule(3), use_feature_cache=False),
+        "fine_tune": dict(protocol=FixedSchedule(3, head_epochs=1), freeze_stage=4)}
 for strategy, options in runs.items():
     for name, distribute in (("single", None), ("mirrored", mirrored)):
-        result = training.train_run(splits, strategy, "vgg16", weights=None, epochs=3, seed=0,
-                                    batch_size=16, verbose=0, distribute=distribute, **options)
+        result = training.train_run(splits, strategy, "vgg16", weights=None, seed=0, verbose=0,
+                                    distribute=distribute, **options)
         out[f"{strategy}/{name}"] = {"test_accuracy": result.test_accuracy,
                                      "initial_val_loss": result.history["val_loss"][0],
                                      "trainable": result.trainable_params}

@@ -14,6 +14,7 @@ from tlhelpers import hub, hub_export, models, training
 from tlhelpers.backbones import build_base, get_backbone
 from tlhelpers.experiments import ExperimentConfig, check_config
 from tlhelpers.models import count_params
+from tlhelpers.protocol import FixedSchedule
 
 
 def centre(images):
@@ -132,17 +133,19 @@ def test_savedmodel_with_only_a_serving_signature(tmp_path):
 
 def test_feature_extraction_and_fine_tuning_runs(tiny, splits, cache_dir):
     name = f"hub:{tiny[1]}"
-    options = dict(backbone=name, weights="hub", epochs=2, seed=0, batch_size=8, verbose=0)
+    options = dict(backbone=name, weights="hub", seed=0, verbose=0)
+    schedule = FixedSchedule(2, batch_size=8)
     head = 2 * 8 + 8 * 5 + 5  # layer normalisation and softmax on 8 features
     hub_params = tiny[0].count_params()
-    cached = training.train_run(splits, "feature_extraction", **options)
-    in_graph = training.train_run(splits, "feature_extraction", use_feature_cache=False, **options)
+    cached = training.train_run(splits, "feature_extraction", protocol=schedule, **options)
+    in_graph = training.train_run(splits, "feature_extraction", protocol=schedule, use_feature_cache=False, **options)
     assert cached.config["feature_cache"] and cached.history["epoch"] == [0, 1, 2]
     assert (cached.trainable_params, cached.non_trainable_params) == (head, hub_params)
     assert (in_graph.trainable_params, in_graph.non_trainable_params) == (head, hub_params)
     np.testing.assert_allclose(cached.history["val_loss"], in_graph.history["val_loss"], atol=1e-4)
-    one_phase = training.train_run(splits, "fine_tune", **options)
-    two_phase = training.train_run(splits, "fine_tune", head_epochs=1, **options)
+    one_phase = training.train_run(splits, "fine_tune", protocol=schedule, **options)
+    two_phase = training.train_run(splits, "fine_tune", protocol=FixedSchedule(2, batch_size=8, head_epochs=1),
+                                   **options)
     moving_statistics = 2 * 8
     for result in (one_phase, two_phase):
         assert result.trainable_params == head + hub_params - moving_statistics

@@ -1,6 +1,7 @@
 """The training protocol: early stopping with the best weights restored, full batches, precise BatchNorm."""
 
 import dataclasses
+import re
 
 import keras
 import numpy as np
@@ -8,7 +9,7 @@ import pytest
 
 from tlhelpers import runtime, training
 from tlhelpers.pipeline import make_dataset
-from tlhelpers.protocol import EarlyStopping, Protocol, precise_batchnorm, trainable_batchnorm_layers
+from tlhelpers.protocol import EarlyStopping, FixedSchedule, Protocol, precise_batchnorm, trainable_batchnorm_layers
 
 
 def test_protocol_rejects_bad_values_and_describes_itself():
@@ -23,6 +24,32 @@ def test_protocol_rejects_bad_values_and_describes_itself():
     text = protocol.describe()
     assert "every 25 steps" in text and "4 evaluations" in text and "400 steps" in text
     assert "BatchNormalization" in text and "BatchNormalization" not in Protocol(precise_bn=False).describe()
+
+
+@pytest.mark.parametrize("options, message", [
+    (dict(epochs=0), "Received epochs=0. Expected an integer >= 1."),
+    (dict(epochs=2.5), "Received epochs=2.5. Expected an integer >= 1."),
+    (dict(eval_every=0), "Received eval_every=0. Expected None"),
+    (dict(batch_size=0), "Received batch_size=0. Expected an integer >= 1."),
+    (dict(learning_rate=0), "Received learning_rate=0. Expected None or a number > 0."),
+    (dict(epochs=3, head_epochs=3), "Received head_epochs=3 with epochs=3. Expected 0 <= head_epochs < epochs"),
+    (dict(head_epochs=-1), "Received head_epochs=-1 with epochs=10."),
+])
+def test_fixed_schedule_rejects_bad_values(options, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        FixedSchedule(**options)
+
+
+def test_fixed_schedule_describes_itself():
+    schedule = FixedSchedule(epochs=4, eval_every=20, learning_rate=1e-3, batch_size=8, head_epochs=1)
+    assert schedule.to_dict() == {"epochs": 4, "eval_every": 20, "learning_rate": 1e-3, "batch_size": 8,
+                                  "head_epochs": 1}
+    text = schedule.describe()
+    assert text == ("Adam with learning rate 0.001, batches of 8 images, 4 epochs of 20 steps (the first 1 of them "
+                    "head-only when fine-tuning) without early stopping; the last weights are scored on test.")
+    assert FixedSchedule().describe() == ("Adam with the arm's own learning rate, batches of 16 images, 10 epochs of "
+                                          "one pass over the training images without early stopping; the last "
+                                          "weights are scored on test.")
 
 
 def test_repeated_training_batches_are_all_full(splits):
@@ -97,10 +124,14 @@ def test_train_run_under_the_protocol_records_how_it_stopped(splits, cache_dir):
     assert 1 <= config["test_classes_predicted"] <= 5
     again = training.train_run(splits, "small_cnn", image_size=32, protocol=protocol, seed=0, verbose=0)
     assert again.history == result.history and again.test_accuracy == result.test_accuracy
-    with pytest.raises(ValueError, match="together with epochs, learning_rate"):
-        training.train_run(splits, "small_cnn", image_size=32, epochs=3, learning_rate=1e-3, protocol=protocol)
-    with pytest.raises(ValueError, match="head_epochs"):
-        training.train_run(splits, "fine_tune", "vgg16", None, 32, protocol=protocol, head_epochs=1)
+    # The fixed schedule's options are not arguments of their own.
+    with pytest.raises(TypeError, match="epochs"):
+        training.train_run(splits, "small_cnn", image_size=32, epochs=3, protocol=protocol)
+    with pytest.raises(ValueError, match=re.escape("Received protocol=4. Expected a protocol.Protocol")) as error:
+        training.train_run(splits, "small_cnn", "resnet50", None, 32, 4)
+    assert "The fixed schedule of 4 epochs is FixedSchedule(epochs=4)." in str(error.value)
+    with pytest.raises(ValueError, match=re.escape("Received protocol={'epochs': 3}.")):
+        training.train_run(splits, "small_cnn", protocol={"epochs": 3})
     slow = dataclasses.replace(protocol, learning_rate=1e-5)
     assert training.train_run(splits, "small_cnn", image_size=32, protocol=slow, seed=0,
                               verbose=0).config["learning_rate_used"] == 1e-5

@@ -134,12 +134,14 @@ def test_unpaired_runs_are_refused():
 def test_evaluating_every_n_steps_repeats_the_training_images(splits, cache_dir):
     """`eval_every` makes an epoch that many steps over the repeated, reshuffled training images."""
     from tlhelpers import training
+    from tlhelpers.protocol import FixedSchedule
 
-    options = dict(backbone="vgg16", weights=None, seed=0, batch_size=4, verbose=0)
-    run = training.train_run(splits, "feature_extraction", epochs=3, eval_every=5, **options)
+    options = dict(backbone="vgg16", weights=None, seed=0, verbose=0)
+    run = training.train_run(splits, "feature_extraction", protocol=FixedSchedule(3, eval_every=5, batch_size=4),
+                             **options)
     assert run.config["steps"] == 15 and run.history["epoch"] == [0, 1, 2, 3]
     # Once per pass is the default: the same steps in passes of ceil(images / batch) make other curves.
-    passes = training.train_run(splits, "feature_extraction", epochs=3, **options)
+    passes = training.train_run(splits, "feature_extraction", protocol=FixedSchedule(3, batch_size=4), **options)
     assert passes.config["steps"] == 3 * -(-len(splits.train) // 4)
 
 

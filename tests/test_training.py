@@ -16,23 +16,29 @@ from tlhelpers import backbones, features, models, paths, runtime, source_models
 from tlhelpers.backbones import build_base, get_backbone
 from tlhelpers.models import build_strategy
 from tlhelpers.pipeline import make_dataset
+from tlhelpers.protocol import FixedSchedule
 
 TINY_RECIPE = {"epochs": 1, "learning_rate": 1e-4, "batch_size": 8, "examples_per_class": 4}
 
 
 def test_run_records_epoch_zero_and_every_epoch(splits, cache_dir):
-    result = training.train_run(splits, "scratch", "vgg16", weights=None, epochs=2, seed=0,
-                                batch_size=8, verbose=0)
+    result = training.train_run(splits, "scratch", "vgg16", weights=None, protocol=FixedSchedule(2, batch_size=8),
+                                seed=0, verbose=0)
     assert result.history["epoch"] == [0, 1, 2]
     assert all(len(result.history[k]) == 3 for k in ("accuracy", "val_accuracy", "loss", "val_loss"))
     assert 0.0 <= result.test_accuracy <= 1.0
     assert result.labels_per_class == 4 and result.weights == "none"
     assert result.wall_time_s > 0 and result.phase_starts == []
     assert result.trainable_params > 14_000_000
+    # A fixed schedule records its options, not a protocol.
+    config = result.config
+    assert (config["epochs"], config["eval_every"], config["head_epochs"], config["learning_rate"],
+            config["batch_size"], config["steps"]) == (2, None, 0, None, 8, 2 * -(-len(splits.train) // 8))
+    assert "protocol" not in config and "best_step" not in config
 
 
 def test_same_seed_same_numbers(splits, cache_dir):
-    runs = [training.train_run(splits, "small_cnn", epochs=2, seed=seed, batch_size=8, verbose=0)
+    runs = [training.train_run(splits, "small_cnn", protocol=FixedSchedule(2, batch_size=8), seed=seed, verbose=0)
             for seed in (1, 1, 2)]
     assert runs[0].history == runs[1].history
     assert runs[0].test_accuracy == runs[1].test_accuracy
@@ -40,14 +46,15 @@ def test_same_seed_same_numbers(splits, cache_dir):
 
 
 def test_two_phase_fine_tuning(splits, cache_dir):
-    result = training.train_run(splits, "fine_tune", "vgg16", weights=None, epochs=3, head_epochs=1,
-                                freeze_stage=4, seed=0, batch_size=8, verbose=0)
+    result = training.train_run(splits, "fine_tune", "vgg16", weights=None,
+                                protocol=FixedSchedule(3, batch_size=8, head_epochs=1), freeze_stage=4, seed=0,
+                                verbose=0)
     assert result.history["epoch"] == [0, 1, 2, 3]
     assert result.phase_starts == [2]
     # The reported counts are those of the fine-tuning phase, not of head training.
     assert result.trainable_params > 512 * 5 + 5
     with pytest.raises(ValueError, match="head_epochs=3 with epochs=3"):
-        training.train_run(splits, "fine_tune", "vgg16", weights=None, epochs=3, head_epochs=3)
+        training.train_run(splits, "fine_tune", "vgg16", weights=None, protocol=FixedSchedule(3, head_epochs=3))
 
 
 def test_fine_tuning_keeps_batchnorm_statistics_and_early_stages(splits):
@@ -82,7 +89,7 @@ def test_unfrozen_batchnorm_would_drift():
 
 
 def test_cached_features_match_the_frozen_base_in_the_graph(splits, cache_dir):
-    kwargs = dict(backbone="vgg16", weights=None, epochs=3, seed=4, batch_size=8, verbose=0,
+    kwargs = dict(backbone="vgg16", weights=None, protocol=FixedSchedule(3, batch_size=8), seed=4, verbose=0,
                   hidden_units=(16,), dropout=0.3)
     in_graph = training.train_run(splits, "feature_extraction", use_feature_cache=False, **kwargs)
     cached = training.train_run(splits, "feature_extraction", use_feature_cache=True, **kwargs)
@@ -227,8 +234,8 @@ def test_reused_model_gives_the_numbers_of_a_new_one(splits, cache_dir):
     from tlhelpers import model_pool
 
     model_pool.clear()
-    options = dict(strategy="fine_tune", backbone="vgg16", weights=None, epochs=2, head_epochs=1,
-                   freeze_stage=4, batch_size=8, verbose=0)
+    options = dict(strategy="fine_tune", backbone="vgg16", weights=None,
+                   protocol=FixedSchedule(2, batch_size=8, head_epochs=1), freeze_stage=4, verbose=0)
     fresh = training.train_run(splits, seed=0, reuse_models=False, **options)
     assert model_pool.pooled_keys() == []
     first = training.train_run(splits, seed=0, **options)
@@ -249,8 +256,9 @@ def test_feature_extraction_builds_its_frozen_base_once_per_weights_file(splits,
     builds = []
     real_build = model_pool.build_base
     monkeypatch.setattr(model_pool, "build_base", lambda *a, **k: builds.append(a[:2]) or real_build(*a, **k))
-    options = dict(strategy="feature_extraction", backbone="vgg16", weights="embedded", epochs=2, batch_size=8,
-                   verbose=0, weights_options={"recipe": TINY_RECIPE, "verbose": 0, "clutter": None})
+    options = dict(strategy="feature_extraction", backbone="vgg16", weights="embedded",
+                   protocol=FixedSchedule(2, batch_size=8), verbose=0,
+                   weights_options={"recipe": TINY_RECIPE, "verbose": 0, "clutter": None})
     fresh = training.train_run(splits, seed=0, reuse_models=False, **options)
     assert len(builds) == 1
     first = training.train_run(splits, seed=0, **options)
@@ -283,10 +291,12 @@ def test_a_reused_transfer_model_starts_from_its_weights_file_without_a_new_mode
     from tlhelpers import model_pool
 
     model_pool.clear()
-    options = dict(backbone="vgg16", weights="embedded", epochs=2, batch_size=8, freeze_stage=4, verbose=0,
+    options = dict(backbone="vgg16", weights="embedded", freeze_stage=4, verbose=0,
                    weights_options={"recipe": TINY_RECIPE, "verbose": 0, "clutter": None})
-    configurations = [dict(strategy="fine_tune", head_epochs=1), dict(strategy="fine_tune"),
-                      dict(strategy="feature_extraction", use_feature_cache=False)]
+    schedule = FixedSchedule(2, batch_size=8)
+    configurations = [dict(strategy="fine_tune", protocol=FixedSchedule(2, batch_size=8, head_epochs=1)),
+                      dict(strategy="fine_tune", protocol=schedule),
+                      dict(strategy="feature_extraction", protocol=schedule, use_feature_cache=False)]
     fresh = {(index, seed): training.train_run(splits, seed=seed, reuse_models=False, **options, **configuration)
              for index, configuration in enumerate(configurations) for seed in (0, 1)}
     builds, bases = [], []
@@ -333,8 +343,8 @@ def test_a_weights_file_written_again_is_not_served_from_the_pool(splits, cache_
     training.set_seed(0)
     base = build_base("vgg16", None, 32, "avg")
     base.save_weights(path)
-    options = dict(strategy="feature_extraction", backbone="vgg16", weights=str(path), epochs=2, batch_size=8,
-                   seed=0, verbose=0)
+    options = dict(strategy="feature_extraction", backbone="vgg16", weights=str(path),
+                   protocol=FixedSchedule(2, batch_size=8), seed=0, verbose=0)
     before = training.train_run(splits, **options)
     base.set_weights([w * 0.5 for w in base.get_weights()])
     base.save_weights(path)
@@ -356,15 +366,15 @@ def test_pool_shares_graphs_across_learning_rates_and_default_freeze_stage(split
     from tlhelpers import model_pool
 
     model_pool.clear()
-    options = dict(strategy="fine_tune", backbone="vgg16", weights=None, epochs=1, seed=0, batch_size=8,
-                   verbose=0)
-    training.train_run(splits, freeze_stage=None, **options)
-    named = training.train_run(splits, freeze_stage=models.DEFAULT_FREEZE_STAGE, **options)
-    faster = training.train_run(splits, learning_rate=1e-3, **options)
+    options = dict(strategy="fine_tune", backbone="vgg16", weights=None, seed=0, verbose=0)
+    schedule, faster_schedule = FixedSchedule(1, batch_size=8), FixedSchedule(1, batch_size=8, learning_rate=1e-3)
+    training.train_run(splits, protocol=schedule, freeze_stage=None, **options)
+    named = training.train_run(splits, protocol=schedule, freeze_stage=models.DEFAULT_FREEZE_STAGE, **options)
+    faster = training.train_run(splits, protocol=faster_schedule, **options)
     assert len(model_pool.pooled_keys()) == 1
     assert named.config["freeze_stage"] == models.DEFAULT_FREEZE_STAGE
     # The reused model trains with the run's own learning rate: same numbers as a new model.
-    fresh = training.train_run(splits, learning_rate=1e-3, reuse_models=False, **options)
+    fresh = training.train_run(splits, protocol=faster_schedule, reuse_models=False, **options)
     assert faster.history == fresh.history and faster.test_accuracy == fresh.test_accuracy
     assert faster.history != named.history
 

@@ -17,7 +17,7 @@ from tlhelpers.registry import BACKBONES, check_image_size, get_backbone, is_hub
 from tlhelpers.distribution import check_distribute, make_strategy
 from tlhelpers.models import STRATEGIES
 from tlhelpers.photos import PHOTO_DATASETS, load_photo_dataset
-from tlhelpers.protocol import Protocol
+from tlhelpers.protocol import FixedSchedule, Protocol
 from tlhelpers.report import load_results, results_payload
 from tlhelpers.results import atomic_write_text
 
@@ -213,13 +213,12 @@ def run_experiment(config=None, verbose=1, on_result=None):
         if verbose:
             print(f"[{index}/{len(runs)}] {strategy} {backbone if strategy != 'small_cnn' else ''} "
                   f"labels_per_class={n} seed={seed}", flush=True)
-        budget = ({"protocol": dataclasses.replace(config.protocol, batch_size=config.batch_size)}
-                  if config.epochs is None else
-                  {"epochs": config.epochs, "batch_size": config.batch_size,
-                   "head_epochs": config.head_epochs if strategy == "fine_tune" else 0})
+        schedule = (dataclasses.replace(config.protocol, batch_size=config.batch_size) if config.epochs is None
+                    else FixedSchedule(config.epochs, batch_size=config.batch_size,
+                                       head_epochs=config.head_epochs if strategy == "fine_tune" else 0))
         result = train_run(
-            splits[(n, seed)], strategy, backbone, config.weights, config.image_size, seed=seed,
-            freeze_stage=config.freeze_stage, **budget,
+            splits[(n, seed)], strategy, backbone, config.weights, config.image_size, schedule, seed=seed,
+            freeze_stage=config.freeze_stage,
             verbose=0 if verbose < 2 else 2, weights_options={**weights_options, "verbose": 0},
             distribute=distribute)
         if verbose:

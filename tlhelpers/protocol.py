@@ -21,6 +21,10 @@ again for the current weights: the mean of each layer's batch statistics over
 fixed batches of training images, no weight changed (Wu and Johnson 2021,
 "Rethinking batch in BatchNorm"). Frozen BatchNormalization layers (feature
 extraction, fine-tuning) keep their source statistics and are left alone.
+
+`FixedSchedule` is the other way `training.train_run` trains: a fixed number
+of epochs without early stopping, the last weights scored on test (the
+notebooks' demonstrations and `study.run_study`).
 """
 
 from __future__ import annotations
@@ -88,6 +92,62 @@ class Protocol:
                 f"{self.eval_every} steps; stopped after {self.patience} evaluations without a better "
                 f"{MONITOR}, or at {self.max_steps} steps; the best evaluation's weights are restored and "
                 f"scored on test once. {bn}").strip()
+
+
+@dataclasses.dataclass(frozen=True)
+class FixedSchedule:
+    """A fixed number of epochs without early stopping: the last weights are scored on test.
+
+    Attributes:
+        epochs: Training epochs (both phases together for fine-tuning).
+        eval_every: Gradient steps per epoch (the curves' evaluation interval)
+            over the repeated, reshuffled training images, so that runs with
+            different label budgets are compared after the same steps; None:
+            one pass over the training images.
+        learning_rate: Adam's learning rate; None: the arm's default
+            (`models.strategy_learning_rate`).
+        batch_size: Training images per gradient step (the last batch of a
+            pass may be short).
+        head_epochs: Fine-tuning only: epochs of head-only training before the
+            later stages are unfrozen (the two-phase recipe), counted inside
+            `epochs`; 0: one phase.
+    """
+
+    epochs: int = 10
+    eval_every: int | None = None
+    learning_rate: float | None = None
+    batch_size: int = 16
+    head_epochs: int = 0
+
+    def __post_init__(self):
+        for name in ("epochs", "batch_size"):
+            value = getattr(self, name)
+            if not _is_integer(value) or value < 1:
+                raise ValueError(f"Received {name}={value!r}. Expected an integer >= 1.")
+        if self.eval_every is not None and (not _is_integer(self.eval_every) or self.eval_every < 1):
+            raise ValueError(f"Received eval_every={self.eval_every!r}. Expected None (one pass over the training "
+                             "images per epoch) or an integer >= 1 (gradient steps per epoch).")
+        if self.learning_rate is not None and not self.learning_rate > 0:
+            raise ValueError(f"Received learning_rate={self.learning_rate!r}. Expected None or a number > 0.")
+        if not _is_integer(self.head_epochs) or not 0 <= self.head_epochs < self.epochs:
+            raise ValueError(f"Received head_epochs={self.head_epochs!r} with epochs={self.epochs}. Expected "
+                             "0 <= head_epochs < epochs: fine-tuning needs at least one epoch.")
+
+    def to_dict(self):
+        return dataclasses.asdict(self)
+
+    def describe(self):
+        """One sentence for a reader: what a run under this schedule does."""
+        rate = "the arm's own learning rate" if self.learning_rate is None else f"learning rate {self.learning_rate:g}"
+        steps = ("one pass over the training images" if self.eval_every is None
+                 else f"{self.eval_every} steps")
+        head = (f" (the first {self.head_epochs} of them head-only when fine-tuning)" if self.head_epochs else "")
+        return (f"Adam with {rate}, batches of {self.batch_size} images, {self.epochs} epochs of {steps}{head} "
+                "without early stopping; the last weights are scored on test.")
+
+
+def _is_integer(value):
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
 
 
 def trainable_batchnorm_layers(model):

@@ -165,6 +165,7 @@ def run_study(config=None, verbose=1, on_result=None):
         `(results, pixels)`: a list of `RunResult` (`config["arm"]` names the
         arm) and `pixel_accuracies` of the same splits.
     """
+    from tlhelpers.protocol import FixedSchedule
     from tlhelpers.shipped_sources import SOURCE_CLUTTER
     from tlhelpers.training import train_run
 
@@ -179,9 +180,9 @@ def run_study(config=None, verbose=1, on_result=None):
         weights = config.weights if weights == "source" else weights
         task = splits[n, seed]
         epochs = epochs_for(n, len(task.class_names), config.steps, config.batch_size, config.eval_every)
-        result = train_run(task, strategy, backbone, weights, config.image_size, epochs, seed=seed,
-                           freeze_stage=config.freeze_stage, batch_size=config.batch_size, verbose=0,
-                           eval_every=config.eval_every,
+        schedule = FixedSchedule(epochs, eval_every=config.eval_every, batch_size=config.batch_size)
+        result = train_run(task, strategy, backbone, weights, config.image_size, schedule, seed=seed,
+                           freeze_stage=config.freeze_stage, verbose=0,
                            weights_options={"clutter": SOURCE_CLUTTER, "verbose": 0})
         result.config["arm"] = arm
         if arm == "random_features":

@@ -15,7 +15,9 @@ from tlhelpers.models import (
     DEFAULT_FREEZE_STAGE, build_head, build_strategy, count_params, strategy_learning_rate,
 )
 from tlhelpers.pipeline import make_dataset
-from tlhelpers.protocol import EarlyStopping, precise_batchnorm, trainable_batchnorm_layers
+from tlhelpers.protocol import (
+    EarlyStopping, FixedSchedule, Protocol, precise_batchnorm, trainable_batchnorm_layers,
+)
 from tlhelpers.registry import check_image_size, get_backbone
 from tlhelpers.results import HISTORY_KEYS, RunResult
 from tlhelpers.runtime import compile_model, set_seed
@@ -116,22 +118,9 @@ def _bn_batches(model, data, size, preprocess, protocol, seed):
     return [images for images, _ in ds]
 
 
-def _check_protocol_options(protocol, epochs, eval_every, head_epochs, learning_rate, batch_size):
-    """Reject options that `protocol` replaces."""
-    given = {"epochs": epochs, "eval_every": eval_every, "head_epochs": head_epochs or None,
-             "learning_rate": learning_rate, "batch_size": None if batch_size == 16 else batch_size}
-    clashes = [name for name, value in given.items() if value is not None]
-    if clashes:
-        raise ValueError(f"Received protocol={protocol} together with {', '.join(clashes)}. Expected one of "
-                         "them: a protocol sets the steps, evaluation interval, learning rate and batch size "
-                         "(`dataclasses.replace(protocol, ...)` changes one); head-only epochs are not part "
-                         "of it.")
-
-
-def train_run(splits, strategy, backbone="resnet50", weights="embedded", image_size=32, epochs=None, *,
-              protocol=None, seed=0, head_epochs=0, freeze_stage=None, learning_rate=None, batch_size=16,
-              hidden_units=(), dropout=0.2, use_feature_cache=True, augment=False, cache_dir=None,
-              verbose=1, weights_options=None, reuse_models=True, distribute=None, eval_every=None):
+def train_run(splits, strategy, backbone="resnet50", weights="embedded", image_size=32, protocol=None, *,
+              seed=0, freeze_stage=None, hidden_units=(), dropout=0.2, use_feature_cache=True, augment=False,
+              cache_dir=None, verbose=1, weights_options=None, reuse_models=True, distribute=None):
     """Train one strategy on one task and record its learning curves.
 
     Args:
@@ -140,22 +129,15 @@ def train_run(splits, strategy, backbone="resnet50", weights="embedded", image_s
         backbone: Registry name.
         weights: Weight source for transfer strategies (see `backbones.build_base`).
         image_size: Input side or `(height, width)`.
-        epochs: Total training epochs (both phases together for fine-tuning):
-            the fixed schedule, without early stopping (default 10). Not
-            together with `protocol`.
-        protocol: A `protocol.Protocol`: early stopping on validation with
-            the best weights restored, full batches and (for networks whose
-            BatchNormalization trains) precise statistics; it sets the
-            steps, evaluation interval, learning rate and batch size.
-        eval_every: Gradient steps per epoch (the curves' evaluation interval)
-            instead of one pass over the training images, so that runs with
-            different label budgets are compared after the same steps.
+        protocol: How the run trains, which sets its steps, evaluation
+            interval, learning rate and batch size: a `protocol.Protocol`
+            (early stopping on validation with the best weights restored, full
+            batches and, for networks whose BatchNormalization trains, precise
+            statistics) or a `protocol.FixedSchedule` (a fixed number of
+            epochs without early stopping, the last weights scored; for
+            `"fine_tune"` optionally head-only epochs first). None: `Protocol()`.
         seed: Seed of initial weights, dropout and shuffling.
-        head_epochs: For `"fine_tune"`: epochs of head-only training before
-            the later stages are unfrozen (the two-phase recipe); 0 skips it.
         freeze_stage: For `"fine_tune"`: freeze stages 1..k.
-        learning_rate: Overrides the strategy's default learning rate.
-        batch_size: Training batch size.
         hidden_units, dropout: Head options.
         use_feature_cache: Feature extraction without augmentation trains the
             head on cached features instead of running the base every epoch.
@@ -177,19 +159,16 @@ def train_run(splits, strategy, backbone="resnet50", weights="embedded", image_s
     Returns:
         A `RunResult`.
     """
-    if protocol is not None:
-        _check_protocol_options(protocol, epochs, eval_every, head_epochs, learning_rate, batch_size)
-        learning_rate, batch_size, eval_every, epochs = (protocol.learning_rate, protocol.batch_size,
-                                                         protocol.eval_every, protocol.evaluations)
-    epochs = 10 if epochs is None else epochs
-    if epochs < 1:
-        raise ValueError(f"Received epochs={epochs}. Expected an integer >= 1.")
-    if eval_every is not None and eval_every < 1:
-        raise ValueError(f"Received eval_every={eval_every}. Expected None (one pass over the training images "
-                         "per epoch) or an integer >= 1 (gradient steps per epoch).")
-    if strategy == "fine_tune" and not 0 <= head_epochs < epochs:
-        raise ValueError(f"Received head_epochs={head_epochs} with epochs={epochs}. Expected "
-                         "0 <= head_epochs < epochs: fine-tuning needs at least one epoch.")
+    protocol = Protocol() if protocol is None else protocol
+    if isinstance(protocol, FixedSchedule):
+        epochs, eval_every, head_epochs = protocol.epochs, protocol.eval_every, protocol.head_epochs
+    elif isinstance(protocol, Protocol):
+        epochs, eval_every, head_epochs = protocol.evaluations, protocol.eval_every, 0
+    else:
+        raise ValueError(_protocol_type_error(protocol))
+    learning_rate, batch_size = protocol.learning_rate, protocol.batch_size
+    # The early-stopping rule; None under a fixed schedule.
+    stopping = protocol if isinstance(protocol, Protocol) else None
     spec = get_backbone(backbone)
     size = check_image_size(spec, image_size)
     num_classes = len(splits.class_names)
@@ -203,7 +182,7 @@ def train_run(splits, strategy, backbone="resnet50", weights="embedded", image_s
     started = time.perf_counter()
     set_seed(seed)
     phase_starts, stop = [], {}
-    repeat = protocol is not None
+    repeat = stopping is not None
     if strategy == "feature_extraction" and use_feature_cache and not augment:
         with _scope(distribute):
             built = _feature_head(splits, backbone, weights, size, hidden_units, dropout, seed,
@@ -214,8 +193,8 @@ def train_run(splits, strategy, backbone="resnet50", weights="embedded", image_s
                     for i, (f, d) in enumerate(zip(built.pop("features"),
                                                    (splits.train, splits.validation, splits.test)))]
         model, trainable, frozen = built["model"], built["trainable"], built["frozen"]
-        if protocol is not None:
-            history, stop = fit_protocol(model, datasets[0], datasets[1], protocol,
+        if stopping is not None:
+            history, stop = fit_protocol(model, datasets[0], datasets[1], stopping,
                                          -(-len(splits.train) // batch_size), verbose=verbose)
         else:
             history = fit_with_curves(model, datasets[0], datasets[1], epochs, verbose=verbose,
@@ -260,16 +239,16 @@ def train_run(splits, strategy, backbone="resnet50", weights="embedded", image_s
                 built = acquire(key, build, learning_rate=rate, fresh_state=fresh_state)
                 datasets = _image_datasets(splits, size, built.preprocess, batch_size, seed, repeat)
         model = built.model
-        if protocol is not None:
-            history, stop = fit_protocol(model, datasets[0], datasets[1], protocol,
+        if stopping is not None:
+            history, stop = fit_protocol(model, datasets[0], datasets[1], stopping,
                                          -(-len(splits.train) // batch_size),
-                                         _bn_batches(model, splits.train, size, built.preprocess, protocol, seed),
+                                         _bn_batches(model, splits.train, size, built.preprocess, stopping, seed),
                                          verbose)
         else:
             history = fit_with_curves(model, datasets[0], datasets[1],
                                       epochs - (head_epochs if phase_starts else 0), history, verbose, eval_every)
         trainable, frozen = built.trainable_params, built.non_trainable_params
-    if protocol is not None:
+    if stopping is not None:
         test_loss, test_accuracy, stop["test_classes_predicted"] = _score(model, datasets[2], splits.test.labels)
     else:
         test_loss, test_accuracy = model.evaluate(datasets[2], verbose=0)
@@ -288,10 +267,19 @@ def train_run(splits, strategy, backbone="resnet50", weights="embedded", image_s
                 "hidden_units": list(hidden_units), "dropout": dropout, "augment": augment,
                 "feature_cache": strategy == "feature_extraction" and use_feature_cache and not augment,
                 "classes": list(splits.class_names),
-                **({"protocol": protocol.to_dict(), **stop,
+                **({"protocol": stopping.to_dict(), **stop,
                     "learning_rate_used": strategy_learning_rate(strategy, backbone, learning_rate)}
-                   if protocol is not None else {})},
+                   if stopping is not None else {})},
     )
+
+
+def _protocol_type_error(protocol):
+    """What `train_run` says about a `protocol` that is neither a `Protocol` nor a `FixedSchedule`."""
+    hint = ""
+    if isinstance(protocol, (int, np.integer)) and not isinstance(protocol, bool) and protocol >= 1:
+        hint = f" The fixed schedule of {protocol} epochs is FixedSchedule(epochs={protocol})."
+    return (f"Received protocol={protocol!r}. Expected a protocol.Protocol (early stopping on validation), a "
+            f"protocol.FixedSchedule (a fixed number of epochs without early stopping) or None (Protocol()).{hint}")
 
 
 def _score(model, test_ds, labels):
