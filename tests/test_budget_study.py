@@ -39,16 +39,22 @@ def test_config_rejects_what_the_study_cannot_do():
 
 def test_build_in_pieces_then_report(tmp_path, cache_dir):
     folder = tmp_path / "runs"
-    assert budget_study.build(TINY, folder, hours=0, verbose=0) == {"trained": 0, "stored": 0, "pending": 6}
-    # The selection runs: every learning rate of the grid, on a seed no table reports.
+    grids = {arm: len(budget_study.learning_rate_grid(arm, "resnet50")) for arm in TINY.arms}
+    main_runs = len(TINY.labels_per_class) * len(TINY.seeds)
+    assert budget_study.build(TINY, folder, hours=0, verbose=0) == {"trained": 0, "stored": 0,
+                                                                    "pending": sum(grids.values())}
+    # The selection runs: every learning rate of the grid (one budget: TINY's are below 10), on a seed no
+    # table reports.
     selection = budget_study.selection_specs(TINY)
-    assert len(selection) == 6 and {s["seed"] for s in selection} == {budget_study.SELECTION_SEED}
+    assert len(selection) == sum(grids.values()) and {s["seed"] for s in selection} == {budget_study.SELECTION_SEED}
     # One arm first (a piece of the study): its learning rate is chosen, its runs stored.
     piece = budget_study.build(TINY, folder, verbose=0, only=lambda spec: spec["arm"] == "small_cnn")
-    assert piece == {"trained": 7, "stored": 7, "pending": 0}
+    small = grids["small_cnn"] + main_runs
+    assert piece == {"trained": small, "stored": small, "pending": 0}
     assert sorted(budget_study.stored_runs(TINY, folder)[1]) == [("small_cnn", "small_cnn")]
     done = budget_study.build(TINY, folder, verbose=0)
-    assert done == {"trained": 7, "stored": 14, "pending": 0}
+    assert done == {"trained": grids["random_features"] + main_runs, "stored": small + grids["random_features"]
+                    + main_runs, "pending": 0}
     assert budget_study.build(TINY, folder, verbose=0)["trained"] == 0
     store = RunStore(folder)
     rates = budget_study.choose_learning_rates(TINY, store)
@@ -66,7 +72,7 @@ def test_build_in_pieces_then_report(tmp_path, cache_dir):
     assert paths["figure"].stat().st_size > 10_000
     # Another protocol is another study: nothing stored applies to it.
     other = dataclasses.replace(TINY, protocol=dataclasses.replace(TINY.protocol, patience=3))
-    assert budget_study.build(other, folder, hours=0, verbose=0)["pending"] == 6
+    assert budget_study.build(other, folder, hours=0, verbose=0)["pending"] == sum(grids.values())
 
 
 @pytest.mark.parametrize("argv, message", [

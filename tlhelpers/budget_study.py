@@ -36,10 +36,10 @@ from tlhelpers.study import ARMS, MATCHED_CONTROL, STUDY_DATASETS
 
 # Adam learning rates tried per arm (per backbone for scratch: VGG16 has no BatchNormalization).
 LEARNING_RATE_GRIDS = {
-    "feature_extraction": (3e-3, 1e-2, 3e-2),
-    "random_features": (3e-3, 1e-2, 3e-2),
+    "feature_extraction": (3e-4, 1e-3, 3e-3, 1e-2, 3e-2),
+    "random_features": (1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2),
     "fine_tune": (3e-5, 1e-4, 3e-4),
-    "small_cnn": (3e-4, 1e-3, 3e-3),
+    "small_cnn": (3e-4, 1e-3, 3e-3, 1e-2),
     "scratch": {"resnet50": (3e-4, 1e-3, 3e-3), "vgg16": (3e-5, 1e-4, 3e-4)},
 }
 # Learning rates are chosen on runs of this seed, which no table reports.
@@ -178,14 +178,20 @@ def selection_specs(config):
             for rate in learning_rate_grid(arm, backbone) for n in budgets]
 
 
-def choose_learning_rates(config, store):
+def selection_results(config, store):
+    """`[(spec, RunResult or None)]` of every learning-rate selection run, in `selection_specs` order."""
+    return [(spec, store.get(spec)) for spec in selection_specs(config)]
+
+
+def choose_learning_rates(config, store, selection=None):
     """`{(arm, backbone): learning rate}` for every arm whose selection runs are all stored: the grid
     value with the highest best validation accuracy, averaged over the selection budgets (ties: the
-    smaller rate). Arms still being selected are left out."""
+    smaller rate). Arms still being selected are left out.
+
+    `selection`: `selection_results(config, store)` when the caller already has it."""
     scores, incomplete = {}, set()
-    for spec in selection_specs(config):
+    for spec, result in selection if selection is not None else selection_results(config, store):
         key = (spec["arm"], spec["backbone"])
-        result = store.get(spec)
         if result is None:
             incomplete.add(key)
             continue
@@ -282,15 +288,16 @@ def build(config, folder, hours=None, verbose=1, only=None):
 
     if run(selection_specs(config), "selection"):
         run(main_specs(config, choose_learning_rates(config, store)), "study")
-    remaining = pending(selection_specs(config)) + pending(main_specs(config, choose_learning_rates(config, store)))
+    rates = choose_learning_rates(config, store)
+    remaining = pending(selection_specs(config)) + pending(main_specs(config, rates))
     return {"trained": trained, "stored": len(store.items()), "pending": len(remaining)}
 
 
-def stored_runs(config, folder):
+def stored_runs(config, folder, selection=None):
     """`({(arm, backbone, labels_per_class): [RunResult in seed order]}, learning rates)` of the reported
-    runs stored so far (arms whose learning rate is chosen)."""
+    runs stored so far (arms whose learning rate is chosen); `selection` as in `choose_learning_rates`."""
     store = RunStore(folder)
-    rates = choose_learning_rates(config, store)
+    rates = choose_learning_rates(config, store, selection)
     groups = {}
     for spec in main_specs(config, rates):
         result = store.get(spec)
@@ -340,7 +347,8 @@ def analyse(config, folder, pixels=None):
     from tlhelpers.budgets import comparison_family, labels_saved, protocol_metrics
     from tlhelpers.curves import aggregate
 
-    groups, rates = stored_runs(config, folder)
+    selection_runs = selection_results(config, RunStore(folder))
+    groups, rates = stored_runs(config, folder, selection_runs)
     borrowed, borrowed_rates = borrowed_small_cnn(config)
     groups, rates = {**groups, **borrowed}, {**rates, **borrowed_rates}
     table, flags = [], []
@@ -374,11 +382,10 @@ def analyse(config, folder, pixels=None):
                     found = labels_saved({min(arm_acc): arm_acc[min(arm_acc)]}, other_acc)
                     saved.append({"backbone": backbone, "arm": arm, "control": other,
                                   **dataclasses.asdict(found), "text": found.describe()})
-    store = RunStore(folder)
     selection = [{"arm": spec["arm"], "backbone": spec["backbone"], "learning_rate": spec["learning_rate"],
                   "labels_per_class": spec["labels_per_class"], "best_validation": max(result.history["val_accuracy"]),
                   "stopped_by": result.config["stopped_by"]}
-                 for spec in selection_specs(config) for result in [store.get(spec)] if result is not None]
+                 for spec, result in selection_runs if result is not None]
     return {"protocol": config.protocol.to_dict(), "protocol_text": config.protocol.describe(),
             "selection": selection, "small_cnn_from": SMALL_CNN_FROM.get(config.weights) if borrowed else None,
             "learning_rates": [{"arm": a, "backbone": b, "learning_rate": r,
@@ -419,7 +426,8 @@ def report_markdown(config, analysis):
         lines += [f"The small CNN is the one of the {analysis['small_cnn_from']} study (trained at "
                   f"{other.image_size} px on the same training, validation and test images): it has no source.", ""]
     lines += ["## Learning rates chosen on validation", "",
-              f"Three rates per arm; each arm's rate is chosen on seed {SELECTION_SEED} (never reported) by the "
+              "A small grid of rates per arm (`budget_study.LEARNING_RATE_GRIDS`, extended past any rate first "
+              f"chosen at its edge); each arm's rate is chosen on seed {SELECTION_SEED} (never reported) by the "
               f"best validation accuracy, averaged over {list(SELECTION_BUDGETS)} labels per class. A rate at the "
               "edge of its grid may not be the best one: the grid should be extended past it.", "",
               "| arm | backbone | learning rate | at the grid's edge |", "|---|---|---:|---|"]

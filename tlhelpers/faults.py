@@ -112,7 +112,7 @@ def _trainable_frozen_base(original):
         if strategy == "feature_extraction" and built.base is not None:
             built.base.trainable = True
             if kwargs.get("compile", True):
-                from tlhelpers.models import compile_model
+                from tlhelpers.runtime import compile_model
 
                 compile_model(built.model, built.learning_rate)
         return built
