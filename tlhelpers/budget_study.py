@@ -38,7 +38,7 @@ from tlhelpers.study import ARMS, MATCHED_CONTROL, STUDY_DATASETS
 LEARNING_RATE_GRIDS = {
     "feature_extraction": (3e-4, 1e-3, 3e-3, 1e-2, 3e-2),
     "random_features": (1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2),
-    "fine_tune": (3e-5, 1e-4, 3e-4),
+    "fine_tune": (3e-5, 1e-4, 3e-4, 1e-3),
     "small_cnn": (3e-4, 1e-3, 3e-3, 1e-2),
     "scratch": {"resnet50": (3e-4, 1e-3, 3e-3), "vgg16": (3e-5, 1e-4, 3e-4)},
 }
