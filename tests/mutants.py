@@ -71,8 +71,9 @@ def code_hash():
     return digest.hexdigest()[:16]
 
 
-def targets_of(fault):
-    """A fault's targets: every notebook, then its unit tests (the baseline: all their union)."""
+def all_targets():
+    """What every fault (and the baseline) runs: each notebook, then the fault's unit tests (the
+    baseline: all their union)."""
     return [path.stem for path in notebooks()] + [UNIT]
 
 
@@ -164,7 +165,7 @@ def report():
     code = code_hash()
     numbers = {item: index for path in notebooks() for item, index in cell_numbers(path).items()}
     checked = {item: (path.stem, line) for path in notebooks() for item, line in checked_cells(path).items()}
-    records = {(f, t): stored(f, t) for f in [BASELINE, *FAULTS] for t in targets_of(f)}
+    records = {(f, t): stored(f, t) for f in [BASELINE, *FAULTS] for t in all_targets()}
     older = sum(r is not None and r["code"] != code for r in records.values())
     lines = ["# Which faults the regression check catches", "",
              "Written by `make mutants` (`tests/mutants.py`) from the results stored in `docs/mutants/`. Each fault of `tlhelpers/faults.py` is injected with "
@@ -173,7 +174,7 @@ def report():
              "A notebook cell counts as a catch when nbval fails it: a checked cell whose output differs, or any "
              "cell that raises. \"not run yet\" marks pairs the harness has not reached (it is built in pieces).",
              ""]
-    base_failed = [item for t in targets_of(BASELINE) if records[BASELINE, t] for item in records[BASELINE, t]["failed"]]
+    base_failed = [item for t in all_targets() if records[BASELINE, t] for item in records[BASELINE, t]["failed"]]
     if base_failed:
         lines += ["**Without any fault these already fail, so the table below cannot be trusted:** "
                   + ", ".join(short(i, numbers) for i in base_failed), ""]
@@ -181,7 +182,7 @@ def report():
               "unit tests that fail | minutes |", "|---|---|---|---|---|---:|"]
     caught_by = {item: [] for item in checked}
     for name, fault in FAULTS.items():
-        runs = [records[name, t] for t in targets_of(name)]
+        runs = [records[name, t] for t in all_targets()]
         failed = [item for r in runs if r for item in r["failed"]]
         for item in failed:
             if item in caught_by:
@@ -229,10 +230,10 @@ def main(argv=None):
     unknown = sorted(set(faults) - {BASELINE, *FAULTS})
     if unknown:
         parser.error(f"unknown faults {unknown}; expected any of: {BASELINE}, {', '.join(FAULTS)}")
-    targets = args.targets or targets_of(BASELINE)
-    unknown = sorted(set(targets) - set(targets_of(BASELINE)))
+    targets = args.targets or all_targets()
+    unknown = sorted(set(targets) - set(all_targets()))
     if unknown:
-        parser.error(f"unknown targets {unknown}; expected any of: {', '.join(targets_of(BASELINE))}")
+        parser.error(f"unknown targets {unknown}; expected any of: {', '.join(all_targets())}")
     if not args.report_only:
         build(faults, targets, args.hours, args.refresh)
     print(f"wrote {report().relative_to(ROOT)}")
