@@ -71,12 +71,15 @@ def fit_with_curves(model, train_ds, val_ds, epochs, history=None, verbose=1, st
     return history
 
 
-def fit_protocol(model, train_ds, val_ds, protocol, train_steps, bn_batches=None, verbose=1):
+def fit_protocol(model, train_ds, val_ds, protocol, train_eval_ds, bn_batches=None, verbose=1):
     """Train `model` under `protocol` (see `tlhelpers.protocol`) and restore its best weights.
 
     Args:
-        train_ds: Endlessly repeated, full training batches.
-        train_steps: Batches for the training metrics before any training (one pass).
+        train_ds: Endlessly repeated, full training batches, iterated by training alone: a shuffled
+            dataset that anything else iterates too draws its next order from a shared generator, at a
+            time that depends on prefetching threads, and the run stops being reproducible.
+        train_eval_ds: The training images in a fixed order, for the training metrics before any
+            training.
         bn_batches: Training image batches for re-estimating BatchNormalization
             statistics before every evaluation; None leaves them alone.
 
@@ -87,7 +90,7 @@ def fit_protocol(model, train_ds, val_ds, protocol, train_steps, bn_batches=None
     """
     if bn_batches is not None:
         precise_batchnorm(model, bn_batches)
-    loss, accuracy = model.evaluate(train_ds, steps=train_steps, verbose=0)
+    loss, accuracy = model.evaluate(train_eval_ds, verbose=0)
     val_loss, val_accuracy = model.evaluate(val_ds, verbose=0)
     history = {"epoch": [0], "accuracy": [accuracy], "val_accuracy": [val_accuracy],
                "loss": [loss], "val_loss": [val_loss]}
@@ -188,14 +191,15 @@ def train_run(splits, strategy, backbone="resnet50", weights="embedded", image_s
             built = _feature_head(splits, backbone, weights, size, hidden_units, dropout, seed,
                                   learning_rate, cache_dir, weights_options,
                                   reuse_base=reuse_models)
+        features = built.pop("features")
         datasets = [_feature_dataset(f, d.labels, batch_size if i == 0 else EVAL_BATCH_SIZE, i == 0, seed,
                                      repeat and i == 0)
-                    for i, (f, d) in enumerate(zip(built.pop("features"),
-                                                   (splits.train, splits.validation, splits.test)))]
+                    for i, (f, d) in enumerate(zip(features, (splits.train, splits.validation, splits.test)))]
         model, trainable, frozen = built["model"], built["trainable"], built["frozen"]
         if stopping is not None:
             history, stop = fit_protocol(model, datasets[0], datasets[1], stopping,
-                                         -(-len(splits.train) // batch_size), verbose=verbose)
+                                         _feature_dataset(features[0], splits.train.labels, EVAL_BATCH_SIZE,
+                                                          False, seed), verbose=verbose)
         else:
             history = fit_with_curves(model, datasets[0], datasets[1], epochs, verbose=verbose,
                                       steps_per_epoch=eval_every)
@@ -241,7 +245,7 @@ def train_run(splits, strategy, backbone="resnet50", weights="embedded", image_s
         model = built.model
         if stopping is not None:
             history, stop = fit_protocol(model, datasets[0], datasets[1], stopping,
-                                         -(-len(splits.train) // batch_size),
+                                         make_dataset(splits.train, size, built.preprocess, EVAL_BATCH_SIZE),
                                          _bn_batches(model, splits.train, size, built.preprocess, stopping, seed),
                                          verbose)
         else:
