@@ -66,6 +66,17 @@ def test_build_in_pieces_then_report(tmp_path, cache_dir):
                               ("small_cnn", "small_cnn", 4), ("small_cnn", "small_cnn", 8)]
     run = groups["small_cnn", "small_cnn", 4][0]
     assert run.config["learning_rate_used"] == rates["small_cnn", "small_cnn"] and run.config["arm"] == "small_cnn"
+    # Curve metrics compared at one budget, Holm-corrected together; a pair not stored is skipped.
+    rows = budget_study.metric_comparisons(groups, [(("small_cnn", "small_cnn"), ("random_features", "resnet50")),
+                                                    (("fine_tune", "resnet50"), ("scratch", "resnet50"))], 4)
+    assert [row["metric"] for row in rows] == ["start", "steps_to_90", "best_validation"]
+    assert all(row["p"] <= row["p_holm"] <= 1 for row in rows)
+    # A stored run trained again gives the same numbers (same seed, same machine).
+    [(spec, stored, fresh, same)] = budget_study.recheck(TINY, folder, ("small_cnn",), 8, 1, tolerance=0.0)
+    assert same and (spec["labels_per_class"], spec["seed"]) == (8, 1)
+    assert fresh.history["val_accuracy"] == stored.history["val_accuracy"]
+    with pytest.raises(ValueError, match="seed 7, which .* does not hold"):
+        budget_study.recheck(TINY, folder, ("small_cnn",), 8, 7, tolerance=0.0)
     paths = budget_study.write_report(TINY, folder, tmp_path)
     summary = paths["summary"].read_text()
     assert "Holm" in summary and "| resnet50 | small CNN |" not in summary and "| small_cnn | small CNN |" in summary
@@ -94,3 +105,42 @@ def test_the_imagenet_study_compares_with_the_small_cnn_of_the_same_images():
     with pytest.raises(ValueError, match="seeds differ"):
         budget_study.borrowed_small_cnn(dataclasses.replace(imagenet, seeds=(0, 1)))
     assert budget_study.borrowed_small_cnn(budget_study.BUDGET_STUDIES["embedded"]) == ({}, {})
+
+
+def test_a_budget_with_seeds_missing_says_how_many_it_has():
+    row = {"backbone": "vgg16", "arm": "fine_tune", "test_accuracy": 0.7, "ci_low": 0.6, "ci_high": 0.8}
+    table = [{**row, "labels_per_class": 10, "seeds": 5}, {**row, "labels_per_class": 50, "seeds": 4}]
+    header, _, line = budget_study._budget_table(table, [10, 50, 100], 5, "/class", budget_study._interval)
+    assert line == ("| vgg16 | fine-tuning | 0.700 (0.600 to 0.800) | 0.700 (0.600 to 0.800) (4 of 5 seeds) | "
+                    "not run yet |")
+
+
+def test_scenario_comparisons_pair_each_transfer_arm_with_its_control_and_pixels():
+    from types import SimpleNamespace
+
+    def runs(*accuracies):
+        return [SimpleNamespace(test_accuracy=a, labels_per_class=10) for a in accuracies]
+
+    groups = {("feature_extraction", "resnet50"): runs(0.8, 0.82, 0.79),
+              ("random_features", "resnet50"): runs(0.5, 0.52, 0.48),
+              ("feature_extraction", "mobilenet_v2"): runs(0.6, 0.61, 0.62)}
+    rows = budget_study.scenario_comparisons({"digits": (groups, [0.7, 0.71, 0.69])})
+    assert [(r["backbone"], r["control"]) for r in rows] == [("resnet50", "pixels"), ("resnet50", "random_features"),
+                                                             ("mobilenet_v2", "pixels")]
+    assert [r["verdict"] for r in rows] == ["higher", "higher", "lower"]
+    assert rows[1]["difference"] == pytest.approx(0.3033, abs=1e-4) and rows[0]["dataset"] == "digits"
+
+
+def test_comparison_table_adds_a_column_only_for_what_varies():
+    row = {"backbone": "resnet50", "labels_per_class": 10, "arm": "feature_extraction", "control": "pixels",
+           "difference": 0.1, "ci_low": 0.05, "ci_high": 0.15, "p": 0.01, "p_holm": 0.02, "verdict": "higher",
+           "metric": "test_accuracy"}
+    header, _, first, second = budget_study.comparison_table([{**row, "dataset": "digits"},
+                                                              {**row, "dataset": "clipart"}]).splitlines()
+    assert header.startswith("| dataset | backbone |") and "metric" not in header
+    assert first == ("| digits | resnet50 | 10 | feature extraction - pixels (logistic regression) | "
+                     "+0.100 (+0.050 to +0.150) | 0.01 | 0.02 | higher |")
+    assert second.startswith("| clip art | resnet50 |")
+    steps = budget_study.comparison_table([{**row, "metric": "steps_to_90", "difference": 120.0, "ci_low": 40.0,
+                                            "ci_high": 200.0}, row])
+    assert "| metric | backbone |" in steps and "| steps_to_90 | resnet50 | 10 |" in steps and "+120 (+40 to +200)" in steps

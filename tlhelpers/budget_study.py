@@ -399,16 +399,21 @@ def _interval(row, digits=3):
     return f"{row['test_accuracy']:.{digits}f} ({row['ci_low']:.{digits}f} to {row['ci_high']:.{digits}f})"
 
 
-def _budget_table(table, budgets, suffix, cell):
-    """Markdown rows: one per backbone and arm, one column per budget, `cell(row)` in each."""
+def _budget_table(table, budgets, seeds, suffix, cell):
+    """Markdown rows: one per backbone and arm, one column per budget, `cell(row)` in each; a budget
+    with fewer than `seeds` seeds stored says how many it has."""
     from tlhelpers.study import ARM_NAMES
+
+    def text(row):
+        partial = f" ({row['seeds']} of {seeds} seeds)" if row["seeds"] < seeds else ""
+        return cell(row) + partial
 
     cells = {(r["backbone"], r["arm"], r["labels_per_class"]): r for r in table}
     lines = ["| backbone | arm | " + " | ".join(f"{n}{suffix}" for n in budgets) + " |",
              "|---|---|" + "---|" * len(budgets)]
     for backbone, arm in dict.fromkeys((r["backbone"], r["arm"]) for r in table):
         lines.append(f"| {backbone} | {ARM_NAMES[arm]} | " + " | ".join(
-            cell(cells[backbone, arm, n]) if (backbone, arm, n) in cells else "not run yet" for n in budgets) + " |")
+            text(cells[backbone, arm, n]) if (backbone, arm, n) in cells else "not run yet" for n in budgets) + " |")
     return lines
 
 
@@ -446,11 +451,11 @@ def report_markdown(config, analysis):
               + " | ".join(cells.get(n, "-") for n in SELECTION_BUDGETS) + " |"
               for (arm, backbone, rate), cells in grid.items()]
     lines += ["", "## Test accuracy (mean over seeds, 95% t-interval)", ""]
-    lines += _budget_table(analysis["table"], budgets, "/class", _interval)
+    lines += _budget_table(analysis["table"], budgets, len(config.seeds), "/class", _interval)
     lines += ["", "## Stopping", "",
               "Mean step of the best evaluation (restored) / largest step any seed reached; runs stopped by "
               "their cap are flagged below.", ""]
-    lines += _budget_table(analysis["table"], budgets, "/class",
+    lines += _budget_table(analysis["table"], budgets, len(config.seeds), "/class",
                            lambda row: f"{row['best_step']:.0f} / {row['largest_stop']}")
     lines += ["", "Flagged runs: " + ("none." if not analysis["flags"] else "; ".join(
         f"{f['arm']} {f['backbone']} {f['labels_per_class']}/class seed {f['seed']}: {f['problem']}"
@@ -458,26 +463,50 @@ def report_markdown(config, analysis):
     lines += ["## Labels saved", "",
               f"Labels per class a control needs to reach the transfer arm's mean test accuracy at "
               f"{budgets[0]} labels per class (log-interpolated between budgets; 95% bootstrap interval over "
-              "seeds).", "", "| backbone | transfer arm | its accuracy | control | control reaches it at |",
-              "|---|---|---:|---|---|"]
-    lines += [f"| {r['backbone']} | {ARM_NAMES[r['arm']]} | {r['target']:.3f} | {ARM_NAMES[r['control']]} | "
-              f"{r['text']} |" for r in analysis["labels_saved"]]
+              "seeds).", ""]
+    lines += labels_saved_table(analysis["labels_saved"]).splitlines()
     lines += ["", "## Curve metrics (validation, means over seeds)", "",
               f"Start: validation accuracy after the first {config.protocol.eval_every} steps (Torrey and "
               "Shavlik's start is the accuracy before any target training; with a new head that is chance "
               "for every arm here). Steps to 90%: until validation accuracy first reaches 90% of the run's "
               "best. Best: the best validation accuracy, whose weights the run keeps.", ""]
-    lines += _budget_table(analysis["table"], budgets, "/class: start, steps to 90%, best",
+    lines += _budget_table(analysis["table"], budgets, len(config.seeds), "/class: start, steps to 90%, best",
                            "{start:.3f}, {steps_to_90:.0f}, {best_validation:.3f}".format_map)
     lines += ["", f"## Comparisons ({len(analysis['comparisons'])}, Holm-corrected together)", "",
               "A verdict is \"higher\" or \"lower\" only when Holm's adjusted p-value of the paired t-test "
-              "over seeds is below 0.05; the interval beside it is the uncorrected 95% t-interval.", "",
-              "| backbone | labels/class | arm - control | difference (95% interval) | p | p (Holm) | verdict |",
-              "|---|---:|---|---|---:|---:|---|"]
-    lines += [f"| {r['backbone']} | {r['labels_per_class']} | {ARM_NAMES[r['arm']]} - {ARM_NAMES[r['control']]} | "
-              f"{r['difference']:+.3f} ({r['ci_low']:+.3f} to {r['ci_high']:+.3f}) | {r['p']:.3g} | "
-              f"{r['p_holm']:.3g} | {r['verdict']} |" for r in analysis["comparisons"]]
+              "over seeds is below 0.05; the interval beside it is the uncorrected 95% t-interval.", ""]
+    lines += comparison_table(analysis["comparisons"]).splitlines()
     return "\n".join(lines) + "\n"
+
+
+def labels_saved_table(rows):
+    """A Markdown table of `analyse(...)["labels_saved"]` rows."""
+    from tlhelpers.study import ARM_NAMES
+
+    lines = ["| backbone | transfer arm | its accuracy | control | control reaches it at |", "|---|---|---:|---|---|"]
+    lines += [f"| {r['backbone']} | {ARM_NAMES[r['arm']]} | {r['target']:.3f} | {ARM_NAMES[r['control']]} | "
+              f"{r['text']} |" for r in rows]
+    return "\n".join(lines)
+
+
+def comparison_table(rows):
+    """A Markdown table of Holm-corrected comparisons (`analyse`, `metric_comparisons`,
+    `scenario_comparisons`): a column for the target and the metric only when they vary between rows."""
+    from tlhelpers.study import ARM_NAMES, DATASET_TITLES
+
+    extra = [key for key in ("dataset", "metric") if len({r.get(key) for r in rows}) > 1]
+    lines = ["| " + "".join(f"{key} | " for key in extra) + "backbone | labels/class | arm - control | "
+             "difference (95% interval) | p | p (Holm) | verdict |",
+             "|" + "---|" * len(extra) + "---|---:|---|---|---:|---:|---|"]
+    for r in rows:
+        cells = [DATASET_TITLES.get(r.get("dataset"), r.get("dataset")) if key == "dataset" else r.get(key)
+                 for key in extra]
+        digits = 0 if r.get("metric") == "steps_to_90" else 3
+        lines.append("| " + "".join(f"{cell} | " for cell in cells)
+                     + f"{r['backbone']} | {r['labels_per_class']} | {ARM_NAMES[r['arm']]} - "
+                     f"{ARM_NAMES[r['control']]} | {r['difference']:+.{digits}f} ({r['ci_low']:+.{digits}f} to "
+                     f"{r['ci_high']:+.{digits}f}) | {r['p']:.3g} | {r['p_holm']:.3g} | {r['verdict']} |")
+    return "\n".join(lines)
 
 
 def write_report(config, folder, out_dir=None):
@@ -512,3 +541,110 @@ def write_report(config, folder, out_dir=None):
                                  title=f"{backbone} ({config.weights} source)")
     _save_figure(figure, paths["figure"])
     return paths
+
+
+def recheck(config, folder, arms, labels_per_class, seed, tolerance):
+    """Train stored runs again and compare each test accuracy with the stored one.
+
+    Args:
+        config: The study the runs belong to.
+        folder: Its store.
+        arms: The arms to recompute (each with every backbone of the study).
+        labels_per_class, seed: Which of their runs.
+        tolerance: The largest difference still "the same" (other CPU kinds round differently).
+
+    Returns:
+        `[(spec, stored RunResult, recomputed RunResult, within tolerance)]`.
+
+    Raises:
+        ValueError: when a run to recompute is not in the store.
+    """
+    store = RunStore(folder)
+    rates = choose_learning_rates(config, store)
+    sample = dataclasses.replace(config, arms=tuple(arms), labels_per_class=(labels_per_class,), seeds=(seed,))
+    out = []
+    for spec in main_specs(sample, rates):
+        stored = store.get(spec)
+        if stored is None:
+            raise ValueError(f"Received a recheck of {spec['arm']} {spec['backbone']} at {labels_per_class} labels "
+                             f"per class, seed {seed}, which {folder} does not hold. Expected a stored run: "
+                             "build the study first (tlhelpers budget-study).")
+        fresh = train_spec(config, spec)
+        out.append((spec, stored, fresh, abs(fresh.test_accuracy - stored.test_accuracy) <= tolerance))
+    return out
+
+
+def scenario_runs(config, dataset, arms=("feature_extraction", "random_features"), labels_per_class=10,
+                  seeds=(0, 1, 2), verbose=1):
+    """Arms of a committed study trained now on another target, with the learning rates the study chose
+    on its own target (no selection on the new one), under the same protocol and image size.
+
+    Args:
+        config: A study of `BUDGET_STUDIES` (its backbones may be narrowed); its store gives the rates.
+        dataset: The other target (`study.STUDY_DATASETS`).
+        arms, labels_per_class, seeds: What to train.
+        verbose: 1 prints one line per run.
+
+    Returns:
+        `{(arm, backbone): [RunResult in seed order]}`.
+    """
+    rates = choose_learning_rates(config, RunStore(study_folder(config.weights) / "runs"))
+    other = dataclasses.replace(config, dataset=dataset, arms=tuple(arms), labels_per_class=(labels_per_class,),
+                                seeds=tuple(seeds))
+    groups = {}
+    for spec in main_specs(other, rates):
+        result = train_spec(other, spec)
+        groups.setdefault((spec["arm"], spec["backbone"]), []).append(result)
+        if verbose:
+            print(f"{dataset}: {spec['arm']} {spec['backbone']} seed {spec['seed']}: test "
+                  f"{result.test_accuracy:.3f}, stopped at step {result.config['stopped_step']}", flush=True)
+    return groups
+
+
+def scenario_comparisons(scenarios):
+    """Each transfer arm against its matched control and against pixels, on every target, Holm-corrected
+    together.
+
+    Args:
+        scenarios: `{dataset: (groups, pixels)}`: `scenario_runs` groups (any sources merged) and the
+            pixel floor's test accuracy per seed.
+    """
+    from tlhelpers.budgets import comparison_family
+
+    pairs = []
+    for dataset, (groups, pixels) in scenarios.items():
+        for (arm, backbone), runs in groups.items():
+            if arm not in MATCHED_CONTROL:
+                continue
+            accuracy = [r.test_accuracy for r in runs]
+            others = {"pixels": pixels}
+            if (MATCHED_CONTROL[arm], backbone) in groups:
+                others[MATCHED_CONTROL[arm]] = [r.test_accuracy for r in groups[MATCHED_CONTROL[arm], backbone]]
+            pairs += [({"dataset": dataset, "backbone": backbone, "arm": arm, "control": control,
+                        "labels_per_class": runs[0].labels_per_class}, accuracy, values)
+                      for control, values in others.items()]
+    return comparison_family(pairs)
+
+
+def metric_comparisons(groups, pairs, labels_per_class, metrics=("start", "steps_to_90", "best_validation")):
+    """Curve metrics (`budgets.protocol_metrics`) of arms against others at one budget, Holm-corrected
+    together.
+
+    Args:
+        groups: `{(arm, backbone, labels_per_class): [RunResult in seed order]}` (`stored_runs`).
+        pairs: `[((arm, backbone), (control, backbone)), ...]`; pairs not complete at the budget are skipped.
+        labels_per_class: The budget.
+        metrics: Keys of `protocol_metrics`.
+    """
+    from tlhelpers.budgets import comparison_family, protocol_metrics
+
+    rows = []
+    for (arm, backbone), (control, other) in pairs:
+        a, b = groups.get((arm, backbone, labels_per_class)), groups.get((control, other, labels_per_class))
+        if not a or not b or [r.seed for r in a] != [r.seed for r in b]:
+            continue
+        a, b = [protocol_metrics(r) for r in a], [protocol_metrics(r) for r in b]
+        rows += [({"backbone": backbone, "arm": arm, "control": control, "control_backbone": other,
+                   "labels_per_class": labels_per_class, "metric": metric},
+                  [m[metric] for m in a], [m[metric] for m in b]) for metric in metrics]
+    return comparison_family(rows)
