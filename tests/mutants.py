@@ -2,7 +2,7 @@
 cells and unit tests fail (`make mutants`).
 
 One stored result per fault and target (a notebook, or the fault's unit tests) in `docs/mutants/`,
-with a hash of the code it ran (the package, the tests, the notebooks and their stored outputs): a
+with a hash of the code it ran (the package, the tests, and the notebook with its stored outputs): a
 rerun skips what is stored (`--refresh`: what is stored for other code), so the table is built in
 pieces (`--faults`, `--targets`, `--hours`). Each target runs in its own pytest process with `TLHELPERS_FAULT` set and an empty
 package cache, so no feature or converted weights computed without the fault can hide it. The
@@ -60,12 +60,13 @@ def checked_cells(path):
             if CHECK_TAG in cells[index].get("metadata", {}).get("tags", [])}
 
 
-def code_hash():
-    """sha256 over what a result depends on: the package, the tests, the notebooks (stored outputs
-    included: they are what nbval compares with); not this harness, whose report may change without
-    changing what it measured."""
+def code_hash(target):
+    """sha256 over what a target's result depends on: the package and the tests, and for a notebook the
+    notebook itself (its stored outputs included: they are what nbval compares with); not this
+    harness, whose report may change without changing what it measured, nor the other notebooks."""
     digest = hashlib.sha256()
-    for path in sorted([*ROOT.glob("tlhelpers/*.py"), *ROOT.glob("tests/*.py"), *notebooks()]):
+    own = [] if target == UNIT else [ROOT / "notebooks" / f"{target}.ipynb"]
+    for path in sorted([*ROOT.glob("tlhelpers/*.py"), *ROOT.glob("tests/*.py")]) + own:
         if path.resolve() != Path(__file__).resolve():
             digest.update(path.name.encode() + path.read_bytes())
     return digest.hexdigest()[:16]
@@ -122,7 +123,7 @@ def run_one(fault, target):
                                f"{completed.returncode}):\n{completed.stdout[-2000:]}\n{completed.stderr[-2000:]}")
         failed, total = failures(junit)
     return {"fault": fault, "target": target, "failed": failed, "items": total, "seconds": seconds,
-            "exit_code": completed.returncode, "code": code_hash()}
+            "exit_code": completed.returncode, "code": code_hash(target)}
 
 
 def stored(fault, target):
@@ -134,11 +135,12 @@ def build(faults, targets, hours=None, refresh=False):
     """Run every (fault, target) pair not stored yet (with `refresh`: not stored for the current code),
     baseline first."""
     OUT.mkdir(parents=True, exist_ok=True)
-    code, started = code_hash(), time.monotonic()
+    started = time.monotonic()
+    codes = {target: code_hash(target) for target in targets}
     for fault in faults:
         for target in targets:
             record = stored(fault, target)
-            if record is not None and (not refresh or record["code"] == code):
+            if record is not None and (not refresh or record["code"] == codes[target]):
                 continue
             if hours is not None and time.monotonic() - started > hours * 3600:
                 print("time is up; run again to continue", flush=True)
@@ -162,11 +164,11 @@ def short(item, numbers):
 
 def report():
     """Write `docs/mutants.md` from the stored results."""
-    code = code_hash()
+    codes = {target: code_hash(target) for target in all_targets()}
     numbers = {item: index for path in notebooks() for item, index in cell_numbers(path).items()}
     checked = {item: (path.stem, line) for path in notebooks() for item, line in checked_cells(path).items()}
     records = {(f, t): stored(f, t) for f in [BASELINE, *FAULTS] for t in all_targets()}
-    older = sum(r is not None and r["code"] != code for r in records.values())
+    older = sum(r is not None and r["code"] != codes[t] for (_, t), r in records.items())
     lines = ["# Which faults the regression check catches", "",
              "Written by `make mutants` (`tests/mutants.py`) from the results stored in `docs/mutants/`. Each fault of `tlhelpers/faults.py` is injected with "
              "`TLHELPERS_FAULT`, every notebook is checked as `make test` checks it (nbval, offline profile) "
@@ -209,7 +211,8 @@ def report():
     done = sum(r is not None for r in records.values())
     lines += ["", "## Summary", "",
               f"- {done} of {len(records)} fault and target pairs run (baseline included); {older} of them on "
-              f"older code than the current (hash `{code}`; `--refresh` runs them again).",
+              "older code than the current (the package, the tests or the notebook changed since; "
+              "`--refresh` runs them again).",
               f"- Faults no checked cell catches{'' if complete else ' so far'}: {', '.join(uncaught) or 'none'}.",
               f"- Checked cells that catch no fault, in notebooks run under every fault: {len(idle)} of "
               f"{len(checked)} checked cells.", ""]
