@@ -31,7 +31,7 @@ HUB_PATH = "/hub/feature-vector"
 SMALL = "LABELS_PER_CLASS = 3\nVALIDATION_PER_CLASS = 2\nTEST_PER_CLASS = 4\n"
 OVERRIDES = {
     "01_source_models": "PROBE_PER_CLASS = 10\n",
-    "03_feature_extraction": SMALL + "EPOCHS = 2\nSEEDS = (0, 1)\n",
+    "03_feature_extraction": SMALL + "EPOCHS = 2\nSEEDS = (0, 1)\nIMAGENET_SIZE = 32\n",
     "04_fine_tuning": SMALL + "EPOCHS = 2\nHEAD_EPOCHS = 1\nFREEZE_STAGES = [3, 4]\nLEARNING_RATES = [1e-4, 1e-2]\n",
     "02_from_scratch": SMALL + "EPOCHS = 1\nAUGMENT_SEEDS = (0, 1)\nAUGMENT_EPOCHS = 1\n",
     # The stored studies use the shipped sources and the ported ImageNet model in every profile.
