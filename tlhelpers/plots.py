@@ -425,7 +425,7 @@ def plot_budget_curves(table, arm_names, ax=None, title=None):
     ax.set_xlabel("labels per class (log scale)")
     ax.set_ylabel("test accuracy (mean over seeds; band: 95% interval)")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="lower right")
+    ax.legend(fontsize=8, loc="best")
     if title:
         ax.set_title(title)
     return ax
