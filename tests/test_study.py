@@ -66,29 +66,6 @@ def test_study_runs_every_arm_with_the_same_steps_and_writes_a_report(tiny_sourc
         study.load_store(tmp_path / "other.json", config)
     with pytest.raises(study.StoreMismatchError, match="No stored study"):
         study.load_store(tmp_path / "missing.json", config)
-    # A recomputed run is compared with the stored run of the same arm, budget and seed.
-    again = study.run_study(dataclasses.replace(config, arms=("fine_tune",), labels_per_class=(4,), seeds=(1,)),
-                            verbose=0)[0][0]
-    difference, within = study.compare_with_store(again, stored, tolerance=1e-9)
-    assert difference == 0.0 and within
-    with pytest.raises(ValueError, match="the store has no such run"):
-        study.compare_with_store(dataclasses.replace(again, seed=7), stored, 0.05)
-    # A shorter recomputation matches the stored run's first evaluations, and only those.
-    shorter = study.run_study(dataclasses.replace(config, arms=("fine_tune",), labels_per_class=(4,), seeds=(1,),
-                                                  steps=config.eval_every), verbose=0)[0][0]
-    assert len(shorter.history["val_accuracy"]) == 2 < len(again.history["val_accuracy"])
-    assert study.compare_curve_with_store(shorter, stored, tolerance=1e-9) == (0.0, True)
-    # A stored curve 0.1 higher at the second evaluation only: the gap is found, and judged by the tolerance.
-    moved = dataclasses.replace(again, history={"val_accuracy": [v + 0.1 * (i == 1) for i, v in
-                                                                  enumerate(again.history["val_accuracy"])]})
-    largest, within = study.compare_curve_with_store(shorter, [moved], tolerance=0.05)
-    assert largest == pytest.approx(0.1) and not within
-    assert study.compare_curve_with_store(shorter, [moved], tolerance=0.15)[1]
-    with pytest.raises(ValueError, match="the stored run has only"):
-        study.compare_curve_with_store(again, [dataclasses.replace(again, history={"val_accuracy": [0.2]})], 0.05)
-    other_protocol = dataclasses.replace(shorter, config={**shorter.config, "eval_every": 2})
-    with pytest.raises(ValueError, match=r"eval_every=2 \(stored 1\)"):
-        study.compare_curve_with_store(other_protocol, stored, 0.05)
 
 
 def _run(arm, n, seed, accuracy, curve=(0.2, 0.5, 0.6)):
@@ -168,29 +145,3 @@ def test_study_command_writes_the_report_and_no_partial_file(tiny_source, tmp_pa
     payload = json.loads((out / "results.json").read_text())
     assert {run["config"]["arm"] for run in payload["runs"]} == {"feature_extraction", "random_features"}
     assert "## Reading" in (out / "summary.md").read_text()
-
-
-def test_the_readme_table_is_the_stored_study():
-    """The README's headline table is generated from the results store, so it cannot drift from it."""
-    from pathlib import Path
-
-    from tlhelpers import study
-
-    results, pixels, _ = study.load_study(study.STORE)
-    readme = (Path(study.STORE).parents[2] / "README.md").read_text()
-    assert study.headline_table(results, pixels, 10) in readme
-
-
-def test_decision_table_chooses_on_validation_and_reports_test():
-    # Fine-tuning ends best on validation but scratch is better on test: validation decides.
-    runs = [_run("fine_tune", 10, seed, 0.60, curve=(0.2, 0.5, 0.9)) for seed in (0, 1)]
-    runs += [_run("scratch", 10, seed, 0.70, curve=(0.2, 0.4, 0.5)) for seed in (0, 1)]
-    runs += [_run("feature_extraction", 10, seed, 0.50) for seed in (0, 1)]
-    pixels = {(10, 0): 0.3, (10, 1): 0.32}
-    table = study.decision_table([("few labels", runs, pixels, 10), ("other", runs, {}, 20)], "resnet50")
-    lines = table.splitlines()
-    assert lines[0].startswith("| scenario | labels/class | feature extraction | fine-tuning |")
-    assert lines[2].startswith("| few labels | 10 | 0.500 (")
-    assert "| not run |" in lines[2] and "| 0.310 |" in lines[2]
-    assert lines[2].endswith("| fine-tuning (test 0.600) |")
-    assert lines[3] == "| other | 20 | " + " | ".join(["not run"] * 6) + " | - |"

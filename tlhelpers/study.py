@@ -334,47 +334,6 @@ def reading(results, pixels, rows=None):
     return "\n\n".join(paragraphs)
 
 
-DECISION_ARMS = ("feature_extraction", "fine_tune", "scratch", "random_features", "small_cnn")
-
-
-def decision_table(scenarios, backbone):
-    """Markdown decision table: one row per scenario, one column per arm, and the arm chosen on validation.
-
-    Args:
-        scenarios: `[(name, results, pixels, labels_per_class), ...]`, e.g. one study's budgets and
-            other targets' studies.
-        backbone: The backbone of the transfer arms and their controls.
-
-    Each cell is the mean test accuracy over seeds and the mean seconds per run (as measured; a
-    feature-extraction run reuses cached features), or "not run". The chosen arm has the highest
-    mean final validation accuracy; its test accuracy is reported beside it. Pixels (logistic
-    regression, no validation curve) are shown as the floor and never chosen.
-    """
-    names = [ARM_NAMES[arm] for arm in DECISION_ARMS]
-    lines = ["| scenario | labels/class | " + " | ".join(names) + " | pixels | chosen on validation |",
-             "|---|---:|" + "---:|" * (len(DECISION_ARMS) + 1) + "---|"]
-    for name, results, pixels, n in scenarios:
-        cells, validation = [], {}
-        for arm in DECISION_ARMS:
-            runs = _by_arm(results, backbone, arm, n)
-            if not runs:
-                cells.append("not run")
-                continue
-            mean = float(np.mean([r.test_accuracy for r in runs]))
-            seconds = float(np.mean([r.wall_time_s for r in runs]))
-            cells.append(f"{mean:.3f} ({seconds:.0f} s)")
-            validation[arm] = (float(np.mean([r.history["val_accuracy"][-1] for r in runs])), mean)
-        floor = [value for (budget, _), value in pixels.items() if budget == n]
-        cells.append(f"{np.mean(floor):.3f}" if floor else "not run")
-        if validation:
-            chosen = max(validation, key=lambda arm: validation[arm][0])
-            cells.append(f"{ARM_NAMES[chosen]} (test {validation[chosen][1]:.3f})")
-        else:
-            cells.append("-")
-        lines.append(f"| {name} | {n} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
-
-
 def summary_table(results, pixels):
     """Markdown table: test accuracy mean and 95% interval per backbone, arm and budget."""
     from tlhelpers.curves import aggregate
@@ -393,46 +352,6 @@ def summary_table(results, pixels):
         steps = runs[0].config["steps"] if not isinstance(runs[0], float) else "-"
         lines.append(f"| {backbone} | {ARM_NAMES[arm]} | {n} | {len(values)} | {steps} | {stats['mean']:.3f} "
                      f"({stats['ci_low']:.3f} to {stats['ci_high']:.3f}) |")
-    return "\n".join(lines)
-
-
-def headline_table(results, pixels, labels_per_class):
-    """Markdown table of the transfer arms, their matched controls and pixels at one budget, one
-    column per backbone: means over seeds and paired differences with their 95% intervals."""
-    backbones = list(dict.fromkeys(r.backbone for r in results if r.config.get("arm") in MATCHED_CONTROL))
-
-    def mean(backbone, arm, budget=labels_per_class):
-        runs = _by_arm(results, backbone, arm, budget)
-        return f"{np.mean([r.test_accuracy for r in runs]):.3f}" if runs else "-"
-
-    def difference(backbone, arm, control, metric="test_accuracy"):
-        row = comparison(results, pixels, backbone, arm, control, labels_per_class, metric)
-        text = f"{row['difference']:+.3f} ({row['ci_low']:+.3f} to {row['ci_high']:+.3f})"
-        return f"**{text}**" if row["verdict"] != "no clear difference" else f"{text}: no clear difference"
-
-    lines = [f"| at {labels_per_class} labels per class | " + " | ".join(backbones) + " |",
-             "|---|" + "---|" * len(backbones)]
-    arms_run = {r.config.get("arm") for r in results}
-    for arm, control in MATCHED_CONTROL.items():
-        if not {arm, control} <= arms_run:
-            continue
-        lines.append(f"| {ARM_NAMES[arm]} | " + " | ".join(mean(b, arm) for b in backbones) + " |")
-        lines.append(f"| {ARM_NAMES[control]} (matched control) | "
-                     + " | ".join(mean(b, control) for b in backbones) + " |")
-        lines.append(f"| {ARM_NAMES[arm]} - {ARM_NAMES[control]} | "
-                     + " | ".join(difference(b, arm, control) for b in backbones) + " |")
-        for metric in ("start", "slope"):
-            lines.append(f"| {ARM_NAMES[arm]} - {ARM_NAMES[control]}, {metric} of the validation curve | "
-                         + " | ".join(difference(b, arm, control, metric) for b in backbones) + " |")
-    largest = max(r.labels_per_class for r in results)
-    if largest != labels_per_class and "scratch" in arms_run:
-        lines.append(f"| {ARM_NAMES['scratch']} at {largest} labels per class | "
-                     + " | ".join(mean(b, "scratch", largest) for b in backbones) + " |")
-    pixel_mean = np.mean([v for (n, _), v in pixels.items() if n == labels_per_class])
-    for arm in MATCHED_CONTROL:
-        if arm in arms_run:
-            lines.append(f"| {ARM_NAMES[arm]} - pixels ({pixel_mean:.3f}) | "
-                         + " | ".join(difference(b, arm, "pixels") for b in backbones) + " |")
     return "\n".join(lines)
 
 
@@ -522,7 +441,7 @@ def load_store(path, config):
     made with `config`, the shipped source models' md5s and this library version.
 
     Expensive runs (fine-tuning, scratch) are read from such a store in the notebooks instead of
-    being trained again every time; `make study` writes it, `compare_with_store` checks a recomputation.
+    being trained again every time; `make study` writes it.
 
     Raises:
         StoreMismatchError: saying which field differs and how to make the store again.
@@ -543,59 +462,3 @@ def load_store(path, config):
                 f"Make it again with `tlhelpers study --out {path.parent}` (same options), or load "
                 "the configuration it was made with.")
     return results, pixels
-
-
-def _stored_run(result, stored):
-    """The stored run of `result`'s arm, backbone, budget and seed.
-
-    Raises:
-        ValueError: when the store has no such run.
-    """
-    arm = result.config.get("arm")
-    match = [r for r in _by_arm(stored, result.backbone, arm, result.labels_per_class) if r.seed == result.seed]
-    if not match:
-        raise ValueError(f"Received a {arm} run of {result.backbone} at {result.labels_per_class} labels per "
-                         f"class, seed {result.seed}; the store has no such run.")
-    return match[0]
-
-
-def compare_with_store(result, stored, tolerance):
-    """`(difference, within)`: the recomputed `result`'s test accuracy minus the stored run of the
-    same arm, backbone, budget and seed, and whether it is within `tolerance`.
-
-    Raises:
-        ValueError: when the store has no such run.
-    """
-    difference = result.test_accuracy - _stored_run(result, stored).test_accuracy
-    return difference, abs(difference) <= tolerance
-
-
-def compare_curve_with_store(result, stored, tolerance):
-    """`(largest, within)`: the largest absolute difference between the validation curve of `result`,
-    a shorter recomputation of a stored run, and the stored run's first evaluations, and whether it is
-    within `tolerance`.
-
-    The first evaluations of a run do not depend on its length (a constant learning rate, and a
-    training order fixed by the seed), so the first steps of an expensive stored run can be checked
-    without repeating all of them.
-
-    Raises:
-        ValueError: when the store has no such run, the two were trained with another protocol
-            (evaluation interval, batch size, head epochs, freeze stage, learning rate or image
-            size), or the stored curve is shorter than `result`'s.
-    """
-    match = _stored_run(result, stored)
-    protocol = ("eval_every", "batch_size", "head_epochs", "freeze_stage", "learning_rate", "image_size")
-    differs = {key: (result.config.get(key), match.config.get(key)) for key in protocol
-               if result.config.get(key) != match.config.get(key)}
-    if differs:
-        raise ValueError("Received a run trained with another protocol than the stored one "
-                         + ", ".join(f"{key}={new!r} (stored {old!r})" for key, (new, old) in differs.items())
-                         + "; recompute it with the store's configuration and fewer steps only.")
-    recomputed = result.history["val_accuracy"]
-    curve = match.history["val_accuracy"]
-    if len(recomputed) > len(curve):
-        raise ValueError(f"Received a curve of {len(recomputed)} evaluations; the stored run has only "
-                         f"{len(curve)}. Recompute at most {len(curve) - 1} evaluation intervals.")
-    largest = max(abs(a - b) for a, b in zip(recomputed, curve))
-    return largest, largest <= tolerance
