@@ -2,7 +2,7 @@
 cells and unit tests fail (`make mutants`).
 
 One stored result per fault and target (a notebook, or the fault's unit tests) in `docs/mutants/`,
-with a hash of the code it ran (the package, the tests, and the notebook with its stored outputs): a
+with a hash of the code it ran (the package, and the notebook with its stored outputs or the tests): a
 rerun skips what is stored (`--refresh`: what is stored for other code), so the table is built in
 pieces (`--faults`, `--targets`, `--hours`). Each target runs in its own pytest process with `TLHELPERS_FAULT` set and an empty
 package cache, so no feature or converted weights computed without the fault can hide it. The
@@ -61,12 +61,14 @@ def checked_cells(path):
 
 
 def code_hash(target):
-    """sha256 over what a target's result depends on: the package and the tests, and for a notebook the
-    notebook itself (its stored outputs included: they are what nbval compares with); not this
-    harness, whose report may change without changing what it measured, nor the other notebooks."""
+    """sha256 over what a target's result depends on: the package, and for a notebook the notebook
+    itself (its stored outputs included: they are what nbval compares with) and nbval's sanitizer, for
+    the unit tests the test files; not this harness, whose report may change without changing what it
+    measured."""
     digest = hashlib.sha256()
-    own = [] if target == UNIT else [ROOT / "notebooks" / f"{target}.ipynb"]
-    for path in sorted([*ROOT.glob("tlhelpers/*.py"), *ROOT.glob("tests/*.py")]) + own:
+    own = ([*ROOT.glob("tests/*.py")] if target == UNIT
+           else [ROOT / "notebooks" / f"{target}.ipynb", ROOT / "notebooks" / "sanitize.cfg"])
+    for path in sorted(ROOT.glob("tlhelpers/*.py")) + sorted(own):
         if path.resolve() != Path(__file__).resolve():
             digest.update(path.name.encode() + path.read_bytes())
     return digest.hexdigest()[:16]

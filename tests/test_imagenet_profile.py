@@ -125,8 +125,8 @@ def test_notebook_runs_end_to_end_in_the_imagenet_profile(path, mirror, tmp_path
     asked = set(mirror.requests[before:])
     printed = "\n".join(_printed(notebook))
     flowers = photos.PHOTO_DATASETS["flowers"]
-    if path.stem not in ("07_layer_transferability", "08_imagenet_source"):
-        # Every notebook but 7 and 8 (which need no download) trains on the profile's flower photos.
+    if path.stem not in ("05_learning_curves", "07_layer_transferability", "08_imagenet_source"):
+        # Every notebook but 5, 7 and 8 (which need no download) trains on the profile's flower photos.
         assert "/" + flowers.archive in asked, sorted(asked)
     if path.stem == "01_source_models":
         spec = registry.BACKBONES["resnet50"]
