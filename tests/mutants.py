@@ -2,9 +2,9 @@
 cells and unit tests fail (`make mutants`).
 
 One stored result per fault and target (a notebook, or the fault's unit tests) in `docs/mutants/`,
-with a hash of the code it ran (the package, and the notebook with its stored outputs or the tests): a
-rerun skips what is stored (`--refresh`: what is stored for other code), so the table is built in
-pieces (`--faults`, `--targets`, `--hours`). Each target runs in its own pytest process with `TLHELPERS_FAULT` set and an empty
+with a hash of the code it ran (the package, and the notebook's sources with its checked outputs or
+the tests): a rerun skips what is stored (`--refresh`: what is stored for other code), so the table is
+built in pieces (`--faults`, `--targets`, `--hours`). Each target runs in its own pytest process with `TLHELPERS_FAULT` set and an empty
 package cache, so no feature or converted weights computed without the fault can hide it. The
 baseline (no fault) runs every target too: a target that fails without a fault makes the table
 meaningless, and the report says so.
@@ -60,17 +60,29 @@ def checked_cells(path):
             if CHECK_TAG in cells[index].get("metadata", {}).get("tags", [])}
 
 
+def notebook_fingerprint(path):
+    """What nbval's verdict on a notebook depends on: every cell's source and the stored outputs of the
+    checked cells (`--nbval-lax` compares only those), not the outputs it ignores."""
+    cells = json.loads(path.read_text())["cells"]
+    return json.dumps([(cell["cell_type"], "".join(cell["source"]),
+                        cell.get("outputs") if CHECK_TAG in cell.get("metadata", {}).get("tags", []) else None)
+                       for cell in cells], sort_keys=True).encode()
+
+
 def code_hash(target):
-    """sha256 over what a target's result depends on: the package, and for a notebook the notebook
-    itself (its stored outputs included: they are what nbval compares with) and nbval's sanitizer, for
-    the unit tests the test files; not this harness, whose report may change without changing what it
-    measured."""
+    """sha256 over what a target's result depends on: the package, and for a notebook its
+    `notebook_fingerprint` and nbval's sanitizer, for the unit tests the test files; not this harness,
+    whose report may change without changing what it measured."""
     digest = hashlib.sha256()
-    own = ([*ROOT.glob("tests/*.py")] if target == UNIT
-           else [ROOT / "notebooks" / f"{target}.ipynb", ROOT / "notebooks" / "sanitize.cfg"])
-    for path in sorted(ROOT.glob("tlhelpers/*.py")) + sorted(own):
-        if path.resolve() != Path(__file__).resolve():
-            digest.update(path.name.encode() + path.read_bytes())
+    if target == UNIT:
+        own = [(path.name, path.read_bytes()) for path in sorted(ROOT.glob("tests/*.py"))
+               if path.resolve() != Path(__file__).resolve()]
+    else:
+        notebook = ROOT / "notebooks" / f"{target}.ipynb"
+        own = [(notebook.name, notebook_fingerprint(notebook)),
+               ("sanitize.cfg", (ROOT / "notebooks" / "sanitize.cfg").read_bytes())]
+    for name, content in [(path.name, path.read_bytes()) for path in sorted(ROOT.glob("tlhelpers/*.py"))] + own:
+        digest.update(name.encode() + content)
     return digest.hexdigest()[:16]
 
 

@@ -77,6 +77,10 @@ def test_build_in_pieces_then_report(tmp_path, cache_dir):
     assert fresh.history["val_accuracy"] == stored.history["val_accuracy"]
     with pytest.raises(ValueError, match="seed 7, which .* does not hold"):
         budget_study.recheck(TINY, folder, ("small_cnn",), 8, 7, tolerance=0.0)
+    # The same run by the fixed-step rule: same images and learning rate, 12 steps, no early stopping.
+    fixed = budget_study.train_fixed_steps(TINY, spec, 12, eval_every=5)
+    assert fixed.config["steps"] == 15 and "best_step" not in fixed.config
+    assert fixed.config["learning_rate"] == spec["learning_rate"] and fixed.labels_per_class == 8
     paths = budget_study.write_report(TINY, folder, tmp_path)
     summary = paths["summary"].read_text()
     assert "Holm" in summary and "| resnet50 | small CNN |" not in summary and "| small_cnn | small CNN |" in summary

@@ -65,3 +65,19 @@ def test_comparison_family_decides_on_the_adjusted_p_value():
     assert lower[0]["verdict"] == "lower"
     with pytest.raises(ValueError, match="same seeds"):
         budgets.comparison_family([({"name": "x"}, [0.1, 0.2], [0.1])])
+
+
+def test_protocol_metrics_read_the_validation_curve():
+    from tlhelpers.results import RunResult
+
+    curve = [0.2, 0.5, 0.7, 0.9, 1.0, 0.95]
+    result = RunResult(backbone="resnet50", weights="none", strategy="scratch", labels_per_class=10, seed=0,
+                       history={"val_accuracy": curve}, test_accuracy=0.9, test_loss=0.3, wall_time_s=1.0,
+                       trainable_params=1, non_trainable_params=0,
+                       config={"protocol": {"eval_every": 50}, "best_step": 200, "stopped_step": 250,
+                               "stopped_by": "patience"})
+    metrics = budgets.protocol_metrics(result)
+    # start: after the first 50 steps, not the untrained model's chance accuracy.
+    assert metrics["start"] == 0.5
+    assert metrics["steps_to_90"] == 150 and metrics["best_validation"] == 1.0
+    assert (metrics["best_step"], metrics["stopped_step"], metrics["stopped_by"]) == (200, 250, "patience")

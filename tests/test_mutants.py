@@ -80,3 +80,25 @@ def test_the_harness_catches_faults_in_notebook_1(fault, cells):
     failed = {mutants.short(item, numbers) for item in record["failed"]}
     assert record["items"] == len(numbers)
     assert cells <= failed, record
+
+
+def test_a_notebook_result_is_stale_when_its_sources_or_checked_outputs_change(tmp_path):
+    import json
+
+    mutants = harness()
+    cells = [{"cell_type": "code", "source": ["print(1)"], "metadata": {"tags": ["nbval-check-output"]},
+              "outputs": [{"text": "1"}]},
+             {"cell_type": "code", "source": ["print(2)"], "metadata": {"tags": ["nbval-ignore-output"]},
+              "outputs": [{"text": "2"}]}]
+    path = tmp_path / "n.ipynb"
+
+    def fingerprint(change):
+        edited = json.loads(json.dumps(cells))
+        change(edited)
+        path.write_text(json.dumps({"cells": edited}))
+        return mutants.notebook_fingerprint(path)
+
+    same = fingerprint(lambda c: None)
+    assert fingerprint(lambda c: c[1]["outputs"][0].update(text="3")) == same  # an ignored output
+    assert fingerprint(lambda c: c[0]["outputs"][0].update(text="3")) != same  # a checked output
+    assert fingerprint(lambda c: c[1].update(source=["print(3)"])) != same

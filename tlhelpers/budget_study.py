@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 import time
 
 import numpy as np
@@ -245,6 +246,17 @@ def train_spec(config, spec, verbose=0):
     if spec["arm"] == "random_features":
         result.weights = "random"
     return result
+
+
+def train_fixed_steps(config, spec, steps, eval_every=20):
+    """Train the run `spec` describes by the fixed-step rule instead of the study's protocol: the same
+    images, seed and learning rate, `steps` gradient steps (rounded up to whole evaluation intervals),
+    the last weights scored on test."""
+    from tlhelpers.protocol import FixedSchedule
+
+    schedule = FixedSchedule(math.ceil(steps / eval_every), eval_every=eval_every,
+                             batch_size=config.protocol.batch_size)
+    return train_spec(dataclasses.replace(config, protocol=schedule), spec)
 
 
 def build(config, folder, hours=None, verbose=1, only=None):

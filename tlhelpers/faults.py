@@ -175,6 +175,36 @@ def _transposed_kernels(original):
     return keras_weights
 
 
+def _start_before_training(original):
+    def protocol_metrics(result):
+        metrics = original(result)
+        return {**metrics, "start": result.history["val_accuracy"][0]}
+    return protocol_metrics
+
+
+def _interval_from_sd(original):
+    def aggregate(values, confidence=0.95):
+        import math
+
+        summary = original(values, confidence)
+        widen = math.sqrt(summary["n"])  # the half-width divided by nothing instead of sqrt(n)
+        return {**summary, "ci_low": summary["mean"] - (summary["mean"] - summary["ci_low"]) * widen,
+                "ci_high": summary["mean"] + (summary["ci_high"] - summary["mean"]) * widen}
+    return aggregate
+
+
+def _interpolated_from_the_wrong_end(original):
+    def crossing(budgets, means, target):
+        import numpy as np
+
+        found = original(budgets, means, target)
+        if found is None or found == budgets[0]:
+            return found
+        first = int(np.flatnonzero(np.asarray(means, float) >= target)[0])
+        return float(budgets[first - 1] * budgets[first] / found)  # mirrored in log budget
+    return crossing
+
+
 FAULTS = {fault.name: fault for fault in (
     Fault("random_weights", "transferred weights replaced by random ones after loading (every file check "
           "passes): source models, ImageNet bases and the ImageNet classifier",
@@ -209,6 +239,15 @@ FAULTS = {fault.name: fault for fault in (
     Fault("transposed_port_kernels", "the ImageNet port transposes square conv kernels the wrong way",
           (("imagenet_ports", "keras_weights", _transposed_kernels),), ("tests/test_imagenet_ports.py",
                                                                          "tests/test_imagenet_reference.py")),
+    # Faults in the analysis: they leave every run as trained and change what is read off the runs.
+    Fault("start_before_training", "the curve metric start read before any training step (the first "
+          "evaluation) instead of after the first evaluation interval",
+          (("budgets", "protocol_metrics", _start_before_training),), ("tests/test_budgets.py",)),
+    Fault("interval_from_sd", "the 95% interval over seeds built from the standard deviation instead of "
+          "the standard error (sqrt(n) times too wide)",
+          (("curves", "aggregate", _interval_from_sd),), ("tests/test_curves.py", "tests/test_budgets.py")),
+    Fault("labels_saved_wrong_end", "labels saved interpolated from the wrong end of the budgets around the "
+          "crossing", (("budgets", "crossing", _interpolated_from_the_wrong_end),), ("tests/test_budgets.py",)),
 )}
 
 
