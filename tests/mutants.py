@@ -118,7 +118,8 @@ def failures(junit):
 
 
 def run_one(fault, target):
-    """Run one target under one fault; returns the stored record."""
+    """Run one target under one fault; returns the stored record (with the hash of the code it started on)."""
+    code = code_hash(target)
     args = unit_tests(fault) if target == UNIT else [*NBVAL, f"notebooks/{target}.ipynb"]
     with tempfile.TemporaryDirectory(prefix="tlhelpers-mutant-") as cache:
         junit = Path(cache) / "junit.xml"
@@ -137,7 +138,7 @@ def run_one(fault, target):
                                f"{completed.returncode}):\n{completed.stdout[-2000:]}\n{completed.stderr[-2000:]}")
         failed, total = failures(junit)
     return {"fault": fault, "target": target, "failed": failed, "items": total, "seconds": seconds,
-            "exit_code": completed.returncode, "code": code_hash(target)}
+            "exit_code": completed.returncode, "code": code}
 
 
 def stored(fault, target):

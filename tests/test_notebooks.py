@@ -11,7 +11,7 @@ import pytest
 
 NOTEBOOKS = sorted((Path(__file__).resolve().parent.parent / "notebooks").glob("*.ipynb"))
 TAGS = {"nbval-check-output", "nbval-ignore-output"}
-# TensorFlow's C++ log lines (absl format), which `notebooks/tidy_outputs.py` strips.
+# TensorFlow's C++ log lines (absl format), which `notebooks/tidy_outputs.py` refuses.
 LOG_LINE = re.compile(r"^([IWEF]\d{4} \d\d:\d\d:\d+\.\d+ |WARNING: All log messages before absl|WARNING:tensorflow:)",
                       re.MULTILINE)
 
@@ -46,7 +46,27 @@ def test_the_log_pattern_matches_both_formats():
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda path: path.stem)
 def test_stored_outputs_hold_no_tensorflow_log_lines(path):
     for cell in code_cells(path):
-        assert not LOG_LINE.search(output_text(cell)), f"{path.name}: run notebooks/tidy_outputs.py on it"
+        assert not LOG_LINE.search(output_text(cell)), f"{path.name}: a TensorFlow log line in a stored output"
+
+
+def test_tidy_refuses_a_notebook_whose_run_logged_and_stores_the_kernel_name(tmp_path):
+    import importlib.util
+
+    import nbformat
+
+    spec = importlib.util.spec_from_file_location("tidy_outputs", NOTEBOOKS[0].parent / "tidy_outputs.py")
+    tidy_outputs = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tidy_outputs)
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("# title"), nbformat.v4.new_code_cell(
+        "x = 1", outputs=[nbformat.v4.new_output("stream", name="stderr", text="E0000 00:00:1796.5 1 cuda.cc:52] x\n")])])
+    path = tmp_path / "n.ipynb"
+    nbformat.write(notebook, path)
+    with pytest.raises(SystemExit, match="1 TensorFlow log line.* cell c1"):
+        tidy_outputs.tidy(path)
+    notebook.cells[1].outputs[0].text = "a line a student may read\n"
+    nbformat.write(notebook, path)
+    tidy_outputs.tidy(path)
+    assert nbformat.read(path, as_version=4).metadata["kernelspec"] == tidy_outputs.KERNELSPEC
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda path: path.stem)
@@ -70,8 +90,34 @@ def test_setup_quiets_tensorflow_and_seeds(monkeypatch):
     assert np.array_equal(first, np.random.rand(3))
     import os
 
-    assert os.environ["TF_CPP_MIN_LOG_LEVEL"] == "2"
+    assert os.environ["TF_CPP_MIN_LOG_LEVEL"] == "3"
     assert logging.getLogger("tensorflow").level == logging.ERROR
+
+
+def test_after_setup_tensorflow_writes_nothing_to_stderr_and_python_warnings_still_show():
+    """What a student sees in JupyterLab, whose kernel forwards the process's C++ stderr into the
+    cell: TensorFlow's start-up lines, the failed cuInit of a machine without a GPU, a tf.data
+    pipeline and a model's first step all stay silent; a Python warning still reaches stderr."""
+    import os
+    import subprocess
+    import sys
+
+    code = ("from tlhelpers.notebook import setup\n"
+            "setup()\n"
+            "import warnings\n"
+            "import numpy as np\n"
+            "import tensorflow as tf\n"
+            "ds = tf.data.Dataset.from_tensor_slices(np.zeros((32, 8), 'float32')).map(lambda x: x * 2).batch(8)\n"
+            "model = tf.keras.Sequential([tf.keras.Input((8,)), tf.keras.layers.Dense(2)])\n"
+            "model.predict(ds, verbose=0)\n"
+            "warnings.warn('still shown')\n")
+    env = {key: value for key, value in os.environ.items() if key != "TF_CPP_MIN_LOG_LEVEL"}
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                          cwd=Path(__file__).resolve().parent.parent)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.strip().splitlines() == ["<string>:9: UserWarning: still shown",
+                                                "  warnings.warn('still shown')"] or \
+        done.stderr.strip().splitlines() == ["<string>:9: UserWarning: still shown"], done.stderr
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda path: path.stem)
