@@ -18,7 +18,7 @@ NBVAL := --nbval-lax --nbval-sanitize-with notebooks/sanitize.cfg --nbval-cell-t
 WORKERS ?= 2
 PARALLEL := -n $(WORKERS) --dist loadfile
 
-.PHONY: venv test unit check-notebooks check-notebooks-avx2 run study budget-study budget-study-imagenet mutants transferability notebooks source-models retrain-sources bench bench-cold bench-notebooks-avx2
+.PHONY: venv test unit check-notebooks check-notebooks-avx2 run study budget-study budget-study-imagenet mutants transferability notebooks source-models retrain-sources bench bench-cold bench-jupyterlab bench-notebooks-avx2
 
 $(STAMP): requirements.txt pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -114,6 +114,12 @@ bench: $(STAMP)
 bench-cold: $(STAMP)
 	set -o pipefail; ( $(PY) bench/main_command.py --cold && $(PY) bench/notebooks.py --cold \
 		&& $(PY) bench/source_models.py ) 2>&1 | grep -v '^I0000\|^WARNING: All log' | tee bench/results-cold.txt
+
+## make bench-jupyterlab: every notebook with Run All in JupyterLab in headless Chromium: fails on an
+## error or stderr output or a notebook that opens modified (about 20 min; needs Debian's chromium;
+## NAMES="01_source_models ..." for some notebooks).
+bench-jupyterlab: $(STAMP)
+	$(PY) bench/jupyterlab.py $(NAMES)
 
 ## make bench-notebooks-avx2: each notebook executed alone, one after another, with oneDNN limited to
 ## AVX2 kernels: on an AVX2-only AMD EPYC the slow CPU's run time of each notebook; on an AVX-512
