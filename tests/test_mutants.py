@@ -102,3 +102,16 @@ def test_a_notebook_result_is_stale_when_its_sources_or_checked_outputs_change(t
     assert fingerprint(lambda c: c[1]["outputs"][0].update(text="3")) == same  # an ignored output
     assert fingerprint(lambda c: c[0]["outputs"][0].update(text="3")) != same  # a checked output
     assert fingerprint(lambda c: c[1].update(source=["print(3)"])) != same
+
+
+@pytest.mark.parametrize("fault, caught_by", [
+    ("start_before_training", "test_budgets::test_protocol_metrics_read_the_validation_curve"),
+    ("interval_from_sd", "test_curves::test_aggregate_several_values"),
+    ("labels_saved_wrong_end", "test_budgets::test_crossing_interpolates_in_log_budget"),
+])
+def test_the_harness_catches_the_analysis_faults_in_their_unit_tests(fault, caught_by):
+    """The harness's unit-test target, on faults whose tests take seconds: each fault fails its test."""
+    mutants = harness()
+    record = mutants.run_one(fault, mutants.UNIT)
+    assert record["items"] >= 6 and record["exit_code"] == 1, record
+    assert caught_by in {mutants.short(item, {}) for item in record["failed"]}, record
