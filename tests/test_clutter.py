@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from tlhelpers import datasets
-from tlhelpers.clutter import DEFAULT_CLUTTER, ClutterSpec, clutter_images, redraw_seed
+from tlhelpers.clutter import DEFAULT_CLUTTER, ClutterSpec, clutter_images, garment_offsets, redraw_seed
 
 
 def _garments(count=12, side=28, seed=0):
@@ -86,3 +86,31 @@ def test_each_split_is_cluttered_only_with_its_own_images(monkeypatch):
     datasets.load_embedded(classes, clutter=DEFAULT_CLUTTER)
     assert len(seen) == 2
     assert np.array_equal(seen[0], clean_pool.images) and np.array_equal(seen[1], clean_test.images)
+
+
+def test_garment_offsets_say_where_each_image_went():
+    # Each image a 28x28 square of 50 (the clutter pastes fragments of the others, also 50): only at
+    # its offset does the canvas hold a whole 28x28 square of it, since fragments are 10x10 and 6.
+    images = np.full((20, 28, 28), 50, dtype=np.uint8)
+    out = clutter_images(images)
+    offsets = garment_offsets(20, 28)
+    assert offsets.shape == (20, 2)
+    for canvas, (y, x) in zip(out, offsets):
+        assert (canvas[y:y + 28, x:x + 28] == 50).all()
+    shifted = [(canvas[y + 1:y + 29, x:x + 28] == 50).all() if y < 20 else (canvas[y - 1:y + 27, x:x + 28] == 50).all()
+               for canvas, (y, x) in zip(out, offsets)]
+    assert not all(shifted)
+    other = redraw_seed(DEFAULT_CLUTTER, 1)
+    assert not (garment_offsets(20, 28, other) == offsets).all()
+
+
+def test_the_embedded_task_says_where_its_garments_are():
+    clean_pool, clean_test = datasets.load_embedded()
+    pool, test = datasets.load_embedded_task("embedded")
+    places = datasets.garment_places()
+    for clean, cluttered, corners in ((clean_pool, pool, places[0]), (clean_test, test, places[1])):
+        assert corners.shape == (len(cluttered), 2)
+        for index in (0, 7, len(cluttered) - 1):
+            (y, x), garment = corners[index], clean.images[index]
+            # The garment is pasted last, keeping the brighter pixel: its square holds at least the garment.
+            assert (cluttered.images[index, y:y + 28, x:x + 28] >= garment).all()

@@ -38,7 +38,8 @@ OVERRIDES = {
     "05_learning_curves": "SCENARIO_SEEDS = (0, 1)\nSCENARIO_TARGETS = ('digits',)\n",
     "06_tfhub_backbones": SMALL + "EPOCHS = 2\nFINE_TUNE_EPOCHS = 2\nHEAD_EPOCHS = 1\nONLINE_HANDLE = {hub!r}\n",
     "07_layer_transferability": "",
-    "08_imagenet_source": "SEEDS = (0, 1)\nTARGETS = ('embedded', 'clipart')\nVALIDATION_PER_CLASS = 2\nTEST_PER_CLASS = 4\nIMAGENET_SIZE = 32\n",
+    "08_imagenet_source": "SEEDS = (0, 1)\nTARGETS = ('embedded', 'clipart')\nVALIDATION_PER_CLASS = 2\nTEST_PER_CLASS = 4\nIMAGENET_SIZE = 32\n"
+                          "CAM_PER_CLASS = 4\nHEAD_EPOCHS = 2\n",
 }
 
 

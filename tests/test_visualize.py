@@ -90,3 +90,29 @@ def test_most_confused_lists_the_largest_off_diagonal_cells():
     matrix = [[50, 3, 0], [9, 40, 1], [0, 7, 44]]
     assert most_confused(matrix, ["a", "b", "c"], top=2) == [("b", "a", 9), ("c", "b", 7)]
     assert most_confused(np.eye(3) * 5, ["a", "b", "c"]) == []  # no error, no pair
+
+
+def test_grad_cam_finds_the_evidence_for_each_class():
+    import keras
+
+    # Channel 0 speaks for class 0 and is active top-left; channel 1 for class 1, bottom-right.
+    inputs = keras.Input((4, 4, 2))
+    outputs = keras.layers.Dense(2, activation="softmax", use_bias=False)(keras.layers.GlobalAveragePooling2D()(inputs))
+    head = keras.Model(inputs, outputs)
+    head.layers[-1].set_weights([np.array([[2.0, -2.0], [-2.0, 2.0]], np.float32)])
+    maps = np.zeros((2, 4, 4, 2), np.float32)
+    maps[:, 0, 0, 0] = 3.0
+    maps[:, 3, 3, 1] = 1.0
+    heat, classes = visualize.grad_cam(head, maps, classes=[0, 1])
+    assert classes.tolist() == [0, 1] and heat.shape == (2, 4, 4)
+    assert heat[0, 0, 0] == 1.0 and heat[0, 3, 3] == 0.0
+    assert heat[1, 3, 3] == 1.0 and heat[1, 0, 0] == 0.0
+    predicted, predicted_classes = visualize.grad_cam(head, maps, size=8)
+    assert predicted_classes.tolist() == [0, 0] and predicted.shape == (2, 8, 8)
+    top_left = np.zeros((2, 4, 4), bool)
+    top_left[:, :2, :2] = True
+    assert visualize.heat_inside(heat, top_left).tolist() == [1.0, 0.0]
+    assert visualize.heat_inside(np.zeros((1, 4, 4)), top_left[:1]).tolist() == [0.25]
+    figure = visualize.plot_heat_maps(np.zeros((2, 8, 8)), predicted, titles=["a", "b"], boxes=[(0, 0, 4)] * 2,
+                                      figure=Figure())
+    assert len(figure.axes) == 2

@@ -85,17 +85,7 @@ def clutter_images(images, spec=DEFAULT_CLUTTER):
     count, side = len(flat), flat.shape[1]
     check_clutter(spec, side)
     canvas, piece = spec.canvas_size, spec.fragment_size
-    rng = np.random.default_rng(spec.seed)
-    # Every random number is drawn up front, in one order, so the view depends
-    # only on the seed and the number of images.
-    if count > 1:
-        # Another image than the canvas's own: shift by 1..count-1.
-        sources = (np.arange(count)[:, None] + rng.integers(1, count, (count, spec.fragments))) % count
-    else:
-        sources = np.zeros((count, spec.fragments), dtype=np.int64)
-    crops = rng.integers(0, side - piece + 1, (count, spec.fragments, 2))
-    places = rng.integers(0, canvas - piece + 1, (count, spec.fragments, 2))
-    offsets = rng.integers(0, canvas - side + 1, (count, 2))
+    sources, crops, places, offsets = _draws(count, side, spec)
     out = np.zeros((count, canvas, canvas), dtype=np.uint8)
     for k in range(spec.fragments):
         for i in range(count):
@@ -108,6 +98,29 @@ def clutter_images(images, spec=DEFAULT_CLUTTER):
         window = out[i, y:y + side, x:x + side]
         np.maximum(window, flat[i], out=window)
     return out[..., None] if squeeze else out
+
+
+def _draws(count, side, spec):
+    """`(sources, crops, places, offsets)` of `clutter_images`: every random number drawn up front, in
+    one order, so the view depends only on the seed and the number of images."""
+    canvas, piece = spec.canvas_size, spec.fragment_size
+    rng = np.random.default_rng(spec.seed)
+    if count > 1:
+        # Another image than the canvas's own: shift by 1..count-1.
+        sources = (np.arange(count)[:, None] + rng.integers(1, count, (count, spec.fragments))) % count
+    else:
+        sources = np.zeros((count, spec.fragments), dtype=np.int64)
+    crops = rng.integers(0, side - piece + 1, (count, spec.fragments, 2))
+    places = rng.integers(0, canvas - piece + 1, (count, spec.fragments, 2))
+    offsets = rng.integers(0, canvas - side + 1, (count, 2))
+    return sources, crops, places, offsets
+
+
+def garment_offsets(count, side, spec=DEFAULT_CLUTTER):
+    """Where `clutter_images` puts each of `count` images of side `side` on its canvas: `(count, 2)`
+    top-left corners `(y, x)`, the same for the same spec and count."""
+    check_clutter(spec, side)
+    return _draws(count, side, spec)[3]
 
 
 def redraw_seed(spec, draw):

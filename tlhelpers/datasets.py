@@ -171,6 +171,17 @@ def load_embedded_task(name="embedded", classes=DEFAULT_TARGET_CLASSES):
     return load_embedded(classes, clutter=DEFAULT_CLUTTER if name == "embedded" else None)
 
 
+def garment_places(classes=DEFAULT_TARGET_CLASSES):
+    """Where each garment of `load_embedded_task("embedded", classes)` lies on its canvas: `(pool,
+    test)`, each `(N, 2)` top-left corners `(y, x)` of a 28x28 square, in the order of the images."""
+    from tlhelpers.clutter import DEFAULT_CLUTTER, TEST_SEED_OFFSET, garment_offsets, redraw_seed
+
+    pool, test = load_embedded(classes)
+    side = pool.images.shape[1]
+    return (garment_offsets(len(pool), side, DEFAULT_CLUTTER),
+            garment_offsets(len(test), side, redraw_seed(DEFAULT_CLUTTER, TEST_SEED_OFFSET)))
+
+
 def load_digits(test_fraction=0.3, seed=0):
     """Load scikit-learn's 8x8 digits in the embedded format (28x28 grey uint8).
 

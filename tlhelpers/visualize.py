@@ -1,4 +1,4 @@
-"""Looking inside models: image grids, first-layer filters, feature maps, sweeps.
+"""Looking inside models: image grids, first-layer filters, feature maps, Grad-CAM, sweeps.
 
 Functions that compute return arrays; functions named `plot_*` only draw and
 return the Axes or Figure they drew on.
@@ -101,6 +101,76 @@ def plot_feature_maps(maps, channels=8, figure=None):
             ax.set_yticks([])
             if channel == 0:
                 ax.set_ylabel(f"{name}\n{value.shape[1]}x{value.shape[2]}", fontsize=8)
+    return figure
+
+
+def grad_cam(head, maps, classes=None, size=None):
+    """Grad-CAM (Selvaraju et al., 2017) of a classifier whose frozen base produced `maps`: where in
+    the image the evidence for a class lies.
+
+    Each feature-map channel is weighted by the mean gradient of the class's log-probability with
+    respect to it; the positive part of the weighted sum, scaled to a maximum of 1, is the map.
+    The gradient is taken through `head` alone, from the base's output: a frozen base needs no
+    gradient, and in Keras a model cannot be cut at a layer inside a nested base model (the base's
+    inner layers belong to the base's own graph), so the base runs first (`features.extract_features`
+    with `pooling=None`) and only the head is differentiated.
+
+    Args:
+        head: A Keras model from feature maps `(N, h, w, c)` to class probabilities.
+        maps: The base's feature maps of the images.
+        classes: The class of each image whose evidence is mapped (None: the head's prediction).
+        size: Side to resize the maps to, bilinearly (None: `h x w`).
+
+    Returns:
+        `(heat, classes)`: `(N, size, size)` float arrays in [0, 1] (all zero where no channel
+        speaks for the class) and the classes mapped.
+    """
+    import tensorflow as tf
+
+    maps = tf.convert_to_tensor(np.asarray(maps, np.float32))
+    with tf.GradientTape() as tape:
+        tape.watch(maps)
+        probabilities = head(maps, training=False)
+        classes = (np.argmax(probabilities.numpy(), axis=1) if classes is None
+                   else np.asarray(classes, dtype=np.int64))
+        chosen = tf.reduce_sum(probabilities * tf.one_hot(classes, probabilities.shape[-1]), axis=1)
+        score = tf.math.log(chosen + 1e-12)
+    weights = tf.reduce_mean(tape.gradient(score, maps), axis=(1, 2), keepdims=True)
+    heat = tf.nn.relu(tf.reduce_sum(weights * maps, axis=-1))
+    heat = heat / tf.maximum(tf.reduce_max(heat, axis=(1, 2), keepdims=True), 1e-12)
+    if size is not None:
+        heat = tf.image.resize(heat[..., None], (size, size), method="bilinear")[..., 0]
+    return np.clip(heat.numpy(), 0.0, 1.0), classes
+
+
+def heat_inside(heat, masks):
+    """The share of each map's heat that falls inside its mask (1 = all on the object); a map with
+    no heat at all counts as spread evenly (the mask's share of the area)."""
+    heat, masks = np.asarray(heat, float), np.asarray(masks, bool)
+    total = heat.sum(axis=(1, 2))
+    inside = (heat * masks).sum(axis=(1, 2))
+    return np.where(total > 0, inside / np.maximum(total, 1e-12), masks.mean(axis=(1, 2)))
+
+
+def plot_heat_maps(images, heat, titles=None, boxes=None, columns=8, figure=None):
+    """Images in grey with their Grad-CAM heat on top; `boxes` `(y, x, side)` outline each object."""
+    from matplotlib.patches import Rectangle
+
+    rows = int(np.ceil(len(images) / columns))
+    figure = _figure(figure, (1.6 * columns, 1.8 * rows))
+    for index, image in enumerate(images):
+        ax = figure.add_subplot(rows, columns, index + 1)
+        ax.imshow(np.asarray(image).squeeze(), cmap="gray")
+        ax.imshow(heat[index], cmap="jet", alpha=0.45, vmin=0, vmax=1,
+                  extent=(-0.5, image.shape[1] - 0.5, image.shape[0] - 0.5, -0.5))
+        if boxes is not None:
+            y, x, side = boxes[index]
+            ax.add_patch(Rectangle((x - 0.5, y - 0.5), side, side, fill=False, color="white", linewidth=1))
+        if titles is not None:
+            ax.set_title(titles[index], fontsize=8)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    figure.tight_layout()
     return figure
 
 
