@@ -21,7 +21,7 @@ LAYERS = (
                         "torch_files"}),
     ("bases", {"backbones"}),
     ("models", {"models", "model_pool", "hub_export"}),
-    ("training", {"protocol", "training"}),
+    ("training", {"protocol", "training", "lr_finder"}),
     ("analysis and presentation", {"budgets", "curves", "probes", "plots", "report", "visualize"}),
     ("experiments", {"budget_study", "experiments", "study", "transferability"}),
     ("entry points", {"profiles", "doctor", "notebook", "cli", "__main__", "__init__", "faults"}),

@@ -429,3 +429,31 @@ def plot_budget_curves(table, arm_names, ax=None, title=None):
     if title:
         ax.set_title(title)
     return ax
+
+
+def plot_lr_range(test, ax=None, marks=None, title="Learning-rate range test"):
+    """The loss of each step of a range test against its learning rate (log axis), smoothed, with the
+    suggested rate and any `marks` (`{label: rate}`, e.g. rates tried on validation) as vertical lines.
+
+    Args:
+        test: An `lr_finder.RangeTest`.
+        ax: Axes to draw on; a new figure is created when None.
+        marks: Optional rates to mark.
+        title: The panel's title.
+
+    Returns:
+        The Axes drawn on.
+    """
+    ax = _axes(ax)
+    ax.plot(test.rates, test.losses, color="0.75", linewidth=1, label="loss of each step")
+    ax.plot(test.rates, test.smoothed, color="C0", linewidth=2, label="smoothed")
+    ax.axvline(test.suggestion, color="C2", linestyle="--", label=f"suggestion {test.suggestion:.1e} (lowest / 10)")
+    for index, (label, rate) in enumerate((marks or {}).items()):
+        ax.axvline(rate, color=f"C{3 + index}", linestyle=":", label=label)
+    ax.set_xscale("log")
+    ax.set_xlabel("learning rate (one training step each)")
+    ax.set_ylabel("training loss")
+    ax.set_ylim(top=min(float(np.max(test.losses)), 3 * float(np.min(test.smoothed))) * 1.05)
+    ax.set_title(title)
+    ax.legend(fontsize=8, loc="best")
+    return ax
