@@ -1,6 +1,7 @@
 """Benchmark 7: each notebook as a student runs it, Run All in JupyterLab in headless Chromium.
 
-For every notebook (a copy in a scratch folder, so the stored outputs stay as they are) this starts
+For every notebook (a copy without outputs in a scratch folder, so the stored outputs stay as they
+are and the saved copy holds only what this run produced) this starts
 JupyterLab from the course's environment, opens the notebook in Debian's `chromium` driven by
 Selenium, and checks what the regression check cannot see:
 
@@ -22,7 +23,6 @@ import argparse
 import json
 import os
 import secrets
-import shutil
 import socket
 import subprocess
 import sys
@@ -116,7 +116,8 @@ def click_menu(driver, menu, item):
 def busy_prompts(driver):
     from selenium.webdriver.common.by import By
 
-    return sum(prompt.text.strip() == "[*]:" for prompt in driver.find_elements(By.CSS_SELECTOR, ".jp-InputPrompt"))
+    prompts = driver.find_elements(By.CSS_SELECTOR, ".jp-NotebookPanel:not(.lm-mod-hidden) .jp-InputPrompt")
+    return sum(prompt.text.strip() == "[*]:" for prompt in prompts)
 
 
 def problems(path):
@@ -135,18 +136,29 @@ def problems(path):
     return found
 
 
+def copy_without_outputs(source, target):
+    """The notebook with its outputs and execution counts cleared, nothing else changed: what the run
+    saves is then only what this run produced (a cell that did not run shows as such)."""
+    notebook = json.loads(Path(source).read_text())
+    for cell in notebook["cells"]:
+        if cell["cell_type"] == "code":
+            cell["outputs"], cell["execution_count"] = [], None
+    Path(target).write_text(json.dumps(notebook, indent=1, ensure_ascii=False) + "\n")
+
+
 def run_notebook(lab, driver, folder, name, timeout):
     """Open `folder/notebooks/name.ipynb` in JupyterLab, check, Run All, wait, save; returns
     `(opened modified, seconds, problems)`."""
+    from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
 
     driver.get(f"{lab.base}/lab/tree/notebooks/{name}.ipynb?token={lab.token}")
-    lab.wait_until(lambda: driver.find_elements(By.CSS_SELECTOR, ".jp-Notebook .jp-Cell"), 120,
-                   f"{name} did not open")
+    current = ".jp-NotebookPanel:not(.lm-mod-hidden)"  # the open tab (closed ones leave no panel)
+    lab.wait_until(lambda: driver.find_elements(By.CSS_SELECTOR, f"{current} .jp-Cell"), 120, f"{name} did not open")
     lab.wait_until(lab.kernels_idle, 120, f"the kernel of {name} did not start")
     time.sleep(2)
-    modified = bool(driver.find_elements(By.CSS_SELECTOR, ".lm-TabBar-tab.jp-mod-dirty"))
+    modified = bool(driver.find_elements(By.CSS_SELECTOR, ".lm-TabBar-tab.lm-mod-current.jp-mod-dirty"))
     started = time.monotonic()
     click_menu(driver, "Run", "Run All Cells")
     lab.wait_until(lambda: not lab.kernels_idle(), 30, f"Run All did not start {name}")
@@ -155,9 +167,15 @@ def run_notebook(lab, driver, folder, name, timeout):
     lab.wait_until(lambda: steady.append(lab.kernels_idle() and busy_prompts(driver) == 0) or steady[-2:] == [True] * 2,
                    timeout, f"{name} did not finish within {timeout} s")
     seconds = time.monotonic() - started
-    driver.find_element(By.CSS_SELECTOR, ".jp-Notebook").send_keys(Keys.CONTROL, "s")
-    time.sleep(3)
-    return modified, seconds, problems(folder / "notebooks" / f"{name}.ipynb")
+    ActionChains(driver).key_down(Keys.CONTROL).send_keys("s").key_up(Keys.CONTROL).perform()
+    saved = folder / "notebooks" / f"{name}.ipynb"
+    lab.wait_until(lambda: not driver.find_elements(By.CSS_SELECTOR, ".lm-TabBar-tab.lm-mod-current.jp-mod-dirty"),
+                   60, f"{name} was not saved")
+    found = problems(saved)
+    click_menu(driver, "File", "Close Tab")
+    lab.wait_until(lambda: not driver.find_elements(By.CSS_SELECTOR, f"{current} .jp-Cell"), 30,
+                   f"{name} did not close")
+    return modified, seconds, found
 
 
 def main():
@@ -177,7 +195,7 @@ def main():
         folder = Path(scratch) / "course"
         (folder / "notebooks").mkdir(parents=True)
         for name in names:
-            shutil.copy(ROOT / "notebooks" / f"{name}.ipynb", folder / "notebooks")
+            copy_without_outputs(ROOT / "notebooks" / f"{name}.ipynb", folder / "notebooks" / f"{name}.ipynb")
         lab, driver = Lab(folder, scratch), browser()
         try:
             for name in names:
