@@ -145,11 +145,19 @@ def load_embedded(classes=DEFAULT_TARGET_CLASSES, clutter=None):
     pool = _select_classes(arrays["x_train"], arrays["y_train"], indices, EMBEDDED_CLASS_NAMES)
     test = _select_classes(arrays["x_test"], arrays["y_test"], indices, EMBEDDED_CLASS_NAMES)
     if clutter is not None:
-        from tlhelpers.clutter import TEST_SEED_OFFSET, clutter_images, redraw_seed
+        from tlhelpers.clutter import clutter_images
 
-        pool.images = clutter_images(pool.images, clutter)
-        test.images = clutter_images(test.images, redraw_seed(clutter, TEST_SEED_OFFSET))
+        pool_clutter, test_clutter = _split_clutter(clutter)
+        pool.images = clutter_images(pool.images, pool_clutter)
+        test.images = clutter_images(test.images, test_clutter)
     return pool, test
+
+
+def _split_clutter(clutter):
+    """`(pool's, test split's)` clutter of `load_embedded`: the test split gets views of its own."""
+    from tlhelpers.clutter import TEST_SEED_OFFSET, redraw_seed
+
+    return clutter, redraw_seed(clutter, TEST_SEED_OFFSET)
 
 
 # The embedded target tasks by name (an experiment's `dataset`): the garments in
@@ -174,12 +182,12 @@ def load_embedded_task(name="embedded", classes=DEFAULT_TARGET_CLASSES):
 def garment_places(classes=DEFAULT_TARGET_CLASSES):
     """Where each garment of `load_embedded_task("embedded", classes)` lies on its canvas: `(pool,
     test)`, each `(N, 2)` top-left corners `(y, x)` of a 28x28 square, in the order of the images."""
-    from tlhelpers.clutter import DEFAULT_CLUTTER, TEST_SEED_OFFSET, garment_offsets, redraw_seed
+    from tlhelpers.clutter import DEFAULT_CLUTTER, garment_offsets
 
     pool, test = load_embedded(classes)
     side = pool.images.shape[1]
-    return (garment_offsets(len(pool), side, DEFAULT_CLUTTER),
-            garment_offsets(len(test), side, redraw_seed(DEFAULT_CLUTTER, TEST_SEED_OFFSET)))
+    return tuple(garment_offsets(len(split), side, spec)
+                 for split, spec in zip((pool, test), _split_clutter(DEFAULT_CLUTTER)))
 
 
 def load_digits(test_fraction=0.3, seed=0):

@@ -153,23 +153,19 @@ def heat_inside(heat, masks):
 
 
 def plot_heat_maps(images, heat, titles=None, boxes=None, columns=8, figure=None):
-    """Images in grey with their Grad-CAM heat on top; `boxes` `(y, x, side)` outline each object."""
+    """Images in grey with their Grad-CAM heat on top (`plot_image_grid`'s grid); `boxes` `(y, x, side)`
+    outline each object."""
     from matplotlib.patches import Rectangle
 
     rows = int(np.ceil(len(images) / columns))
-    figure = _figure(figure, (1.6 * columns, 1.8 * rows))
-    for index, image in enumerate(images):
-        ax = figure.add_subplot(rows, columns, index + 1)
-        ax.imshow(np.asarray(image).squeeze(), cmap="gray")
+    figure = plot_image_grid(images, titles, columns, _figure(figure, (1.6 * columns, 1.8 * rows)))
+    for index, ax in enumerate(figure.axes[-len(images):]):
+        height, width = np.asarray(images[index]).shape[:2]
         ax.imshow(heat[index], cmap="jet", alpha=0.45, vmin=0, vmax=1,
-                  extent=(-0.5, image.shape[1] - 0.5, image.shape[0] - 0.5, -0.5))
+                  extent=(-0.5, width - 0.5, height - 0.5, -0.5))
         if boxes is not None:
             y, x, side = boxes[index]
             ax.add_patch(Rectangle((x - 0.5, y - 0.5), side, side, fill=False, color="white", linewidth=1))
-        if titles is not None:
-            ax.set_title(titles[index], fontsize=8)
-        ax.set_xticks([])
-        ax.set_yticks([])
     figure.tight_layout()
     return figure
 
