@@ -143,3 +143,12 @@ def test_augment_puts_random_flips_and_shifts_in_front_in_training_only(strategy
     np.testing.assert_array_equal(np.asarray(layer(images, training=False)), images)
     assert not np.allclose(np.asarray(layer(images, training=True)), images)
     assert augmented.trainable_params == plain.trainable_params
+
+
+@pytest.mark.parametrize("name", BACKBONES)
+def test_stage_k_ends_at_stride_two_to_the_k(name):
+    # Notebook 1 draws the end of stages 1 and 4 at 128 px: 64x64 and 8x8 positions for ResNet50.
+    spec = get_backbone(name)
+    base = build_base(name, weights=None, image_size=64, pooling=None)
+    sizes = [base.get_layer(stage).output.shape[1:3] for stage in spec.stage_ends]
+    assert [tuple(size) for size in sizes] == [(64 // 2 ** k, 64 // 2 ** k) for k in range(1, len(sizes) + 1)]

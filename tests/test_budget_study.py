@@ -71,12 +71,27 @@ def test_build_in_pieces_then_report(tmp_path, cache_dir):
                                                     (("fine_tune", "resnet50"), ("scratch", "resnet50"))], 4)
     assert [row["metric"] for row in rows] == ["start", "steps_to_90", "best_validation"]
     assert all(row["p"] <= row["p_holm"] <= 1 for row in rows)
+    [row] = budget_study.metric_comparisons(groups, [(("small_cnn", "small_cnn"), ("random_features", "resnet50"))],
+                                            4, metrics=("test_accuracy",))
+    assert row["arm_mean"] == pytest.approx(np.mean([r.test_accuracy for r in groups["small_cnn", "small_cnn", 4]]))
     # A stored run trained again gives the same numbers (same seed, same machine).
     [(spec, stored, fresh, same)] = budget_study.recheck(TINY, folder, ("small_cnn",), 8, 1, tolerance=0.0)
     assert same and (spec["labels_per_class"], spec["seed"]) == (8, 1)
     assert fresh.history["val_accuracy"] == stored.history["val_accuracy"]
     with pytest.raises(ValueError, match="seed 7, which .* does not hold"):
         budget_study.recheck(TINY, folder, ("small_cnn",), 8, 7, tolerance=0.0)
+    # Its beginning alone: the validation accuracies of the first 10 steps, and nothing after them.
+    [(_, _, start, same)] = budget_study.recheck(TINY, folder, ("small_cnn",), 8, 1, tolerance=0.0, steps=10)
+    assert same and start.history["val_accuracy"] == stored.history["val_accuracy"][:3]
+    assert start.config["stopped_step"] == 10
+    # A stored beginning that this code does not reproduce fails the check.
+    RunStore(folder).put(spec, dataclasses.replace(stored, history={
+        **stored.history, "val_accuracy": [value + 0.1 for value in stored.history["val_accuracy"]]}))
+    [(*_, same)] = budget_study.recheck(TINY, folder, ("small_cnn",), 8, 1, tolerance=0.0, steps=10)
+    assert not same
+    RunStore(folder).put(spec, stored)
+    with pytest.raises(ValueError, match="steps=7. Expected None or a positive multiple"):
+        budget_study.recheck(TINY, folder, ("small_cnn",), 8, 1, tolerance=0.0, steps=7)
     # The same run by the fixed-step rule: same images and learning rate, 12 steps, no early stopping.
     fixed = budget_study.train_fixed_steps(TINY, spec, 12, eval_every=5)
     assert fixed.config["steps"] == 15 and "best_step" not in fixed.config

@@ -557,8 +557,8 @@ def write_report(config, folder, out_dir=None):
     return paths
 
 
-def recheck(config, folder, arms, labels_per_class, seed, tolerance):
-    """Train stored runs again and compare each test accuracy with the stored one.
+def recheck(config, folder, arms, labels_per_class, seed, tolerance, steps=None):
+    """Train stored runs again and compare them with the store.
 
     Args:
         config: The study the runs belong to.
@@ -566,6 +566,9 @@ def recheck(config, folder, arms, labels_per_class, seed, tolerance):
         arms: The arms to recompute (each with every backbone of the study).
         labels_per_class, seed: Which of their runs.
         tolerance: The largest difference still "the same" (other CPU kinds round differently).
+        steps: None trains each run to its end and compares test accuracy. A number of steps (a
+            multiple of the protocol's `eval_every`) trains only the beginning of each run and compares
+            every validation accuracy measured by then: a long run's start, checked in seconds.
 
     Returns:
         `[(spec, stored RunResult, recomputed RunResult, within tolerance)]`.
@@ -573,6 +576,10 @@ def recheck(config, folder, arms, labels_per_class, seed, tolerance):
     Raises:
         ValueError: when a run to recompute is not in the store.
     """
+    if steps is not None and (steps < config.protocol.eval_every or steps % config.protocol.eval_every):
+        raise ValueError(f"Received steps={steps!r}. Expected None or a positive multiple of the protocol's "
+                         f"eval_every ({config.protocol.eval_every}).")
+    short = dataclasses.replace(config.protocol, max_steps=steps or config.protocol.max_steps)
     store = RunStore(folder)
     rates = choose_learning_rates(config, store)
     sample = dataclasses.replace(config, arms=tuple(arms), labels_per_class=(labels_per_class,), seeds=(seed,))
@@ -583,8 +590,14 @@ def recheck(config, folder, arms, labels_per_class, seed, tolerance):
             raise ValueError(f"Received a recheck of {spec['arm']} {spec['backbone']} at {labels_per_class} labels "
                              f"per class, seed {seed}, which {folder} does not hold. Expected a stored run: "
                              "build the study first (tlhelpers budget-study).")
-        fresh = train_spec(config, spec)
-        out.append((spec, stored, fresh, abs(fresh.test_accuracy - stored.test_accuracy) <= tolerance))
+        if steps is None:
+            fresh = train_spec(config, spec)
+            out.append((spec, stored, fresh, abs(fresh.test_accuracy - stored.test_accuracy) <= tolerance))
+            continue
+        fresh = train_spec(dataclasses.replace(config, protocol=short), spec)
+        now, then = fresh.history["val_accuracy"], stored.history["val_accuracy"][:len(fresh.history["val_accuracy"])]
+        out.append((spec, stored, fresh, len(now) == len(then)
+                    and all(abs(a - b) <= tolerance for a, b in zip(now, then))))
     return out
 
 
@@ -648,7 +661,7 @@ def metric_comparisons(groups, pairs, labels_per_class, metrics=("start", "steps
         groups: `{(arm, backbone, labels_per_class): [RunResult in seed order]}` (`stored_runs`).
         pairs: `[((arm, backbone), (control, backbone)), ...]`; pairs not complete at the budget are skipped.
         labels_per_class: The budget.
-        metrics: Keys of `protocol_metrics`.
+        metrics: Keys of `protocol_metrics`, or `"test_accuracy"`.
     """
     from tlhelpers.budgets import comparison_family, protocol_metrics
 
@@ -657,7 +670,7 @@ def metric_comparisons(groups, pairs, labels_per_class, metrics=("start", "steps
         a, b = groups.get((arm, backbone, labels_per_class)), groups.get((control, other, labels_per_class))
         if not a or not b or [r.seed for r in a] != [r.seed for r in b]:
             continue
-        a, b = [protocol_metrics(r) for r in a], [protocol_metrics(r) for r in b]
+        a, b = ([{**protocol_metrics(r), "test_accuracy": r.test_accuracy} for r in runs] for runs in (a, b))
         rows += [({"backbone": backbone, "arm": arm, "control": control, "control_backbone": other,
                    "labels_per_class": labels_per_class, "metric": metric},
                   [m[metric] for m in a], [m[metric] for m in b]) for metric in metrics]

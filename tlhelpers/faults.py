@@ -119,6 +119,12 @@ def _trainable_frozen_base(original):
     return build_strategy
 
 
+def _augmentation_ignored(original):
+    def build_strategy(strategy, *args, **kwargs):
+        return original(strategy, *args, **{**kwargs, "augment": False})
+    return build_strategy
+
+
 def _batchnorm_training_features(original):
     def forward_function(base):
         import tensorflow as tf
@@ -222,6 +228,8 @@ FAULTS = {fault.name: fault for fault in (
                                                                       "tests/test_training.py")),
     Fault("trainable_frozen_base", "feature extraction leaves its base trainable",
           (("models", "build_strategy", _trainable_frozen_base),), ("tests/test_training.py",)),
+    Fault("augmentation_ignored", "`augment=True` silently builds the model without its augmentation layers",
+          (("models", "build_strategy", _augmentation_ignored),), ("tests/test_backbones.py",)),
     Fault("batchnorm_training_features", "feature extraction runs BatchNormalization in training mode "
           "(batch statistics, moving statistics updated)",
           (("features", "forward_function", _batchnorm_training_features),), ("tests/test_training.py",)),
