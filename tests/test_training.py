@@ -412,3 +412,11 @@ def test_a_long_training_says_how_long_it_takes_from_its_first_steps():
     assert len(lines) == 1, lines
     assert lines[0].startswith("Training it: ") and "s per step on this machine (measured over steps 3-5)" in lines[0]
     assert "remaining 35 of 40 steps" in lines[0]
+
+
+def test_the_head_trains_at_the_rate_asked_for():
+    # Feature extraction's head: its documented default, or the rate given, and nothing else.
+    for asked, expected in ((None, models.DEFAULT_LEARNING_RATES["feature_extraction"]), (3e-4, 3e-4)):
+        built = models.build_strategy("feature_extraction", "resnet50", None, 5, 32, learning_rate=asked, seed=0)
+        assert built.learning_rate == pytest.approx(expected)
+        assert float(built.model.optimizer.learning_rate) == pytest.approx(expected)
