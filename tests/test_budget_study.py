@@ -37,7 +37,7 @@ def test_config_rejects_what_the_study_cannot_do():
         budget_study.BudgetStudyConfig(labels_per_class=(100, 10))
 
 
-def test_build_in_pieces_then_report(tmp_path, cache_dir):
+def test_build_in_pieces_then_report(tmp_path, cache_dir, monkeypatch):
     folder = tmp_path / "runs"
     grids = {arm: len(budget_study.learning_rate_grid(arm, "resnet50")) for arm in TINY.arms}
     main_runs = len(TINY.labels_per_class) * len(TINY.seeds)
@@ -96,6 +96,15 @@ def test_build_in_pieces_then_report(tmp_path, cache_dir):
     fixed = budget_study.train_fixed_steps(TINY, spec, 12, eval_every=5)
     assert fixed.config["steps"] == 15 and "best_step" not in fixed.config
     assert fixed.config["learning_rate"] == spec["learning_rate"] and fixed.labels_per_class == 8
+    # The study's arms on another target with the rates it chose, kept in a store of their own: a second
+    # call reads the stored run instead of training it.
+    monkeypatch.setattr(budget_study, "study_folder", lambda weights: tmp_path)
+    [[first]] = budget_study.scenario_runs(TINY, "digits", ("small_cnn",), 4, (0,), 0, tmp_path / "digits").values()
+    assert first.config["learning_rate_used"] == rates["small_cnn", "small_cnn"]
+    [(stored_spec, _)] = RunStore(tmp_path / "digits").items()
+    assert stored_spec["dataset"] == "digits" and stored_spec["labels_per_class"] == 4
+    [[again]] = budget_study.scenario_runs(TINY, "digits", ("small_cnn",), 4, (0,), 0, tmp_path / "digits").values()
+    assert again.wall_time_s == first.wall_time_s and again.history == first.history
     paths = budget_study.write_report(TINY, folder, tmp_path)
     summary = paths["summary"].read_text()
     assert "Holm" in summary and "| resnet50 | small CNN |" not in summary and "| small_cnn | small CNN |" in summary
@@ -124,6 +133,15 @@ def test_the_imagenet_study_compares_with_the_small_cnn_of_the_same_images():
     with pytest.raises(ValueError, match="seeds differ"):
         budget_study.borrowed_small_cnn(dataclasses.replace(imagenet, seeds=(0, 1)))
     assert budget_study.borrowed_small_cnn(budget_study.BUDGET_STUDIES["embedded"]) == ({}, {})
+
+
+def test_a_scenario_validates_on_what_the_smallest_class_leaves():
+    imagenet = budget_study.BUDGET_STUDIES["imagenet"]
+    # Clip art's smallest class has 28 pool images; the digits have room for the study's 50.
+    assert budget_study.scenario_validation(imagenet, "clipart", 10) == 18
+    assert budget_study.scenario_validation(imagenet, "digits", 10) == imagenet.validation_per_class == 50
+    splits = budget_study.load_splits(dataclasses.replace(imagenet, dataset="clipart", validation_per_class=18), 10, 0)
+    assert splits.validation.counts().tolist() == [18] * 5
 
 
 def test_a_budget_with_seeds_missing_says_how_many_it_has():

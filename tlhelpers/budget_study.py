@@ -602,26 +602,44 @@ def recheck(config, folder, arms, labels_per_class, seed, tolerance, steps=None)
     return out
 
 
+def scenario_validation(config, dataset, labels_per_class):
+    """Validation images per class of a scenario: the study's, or what `dataset`'s smallest pool class
+    leaves next to `labels_per_class` training images when that is fewer (and at least one)."""
+    room = int(np.bincount(_task(dataset)[0].labels).min()) - labels_per_class
+    return min(config.validation_per_class, room) if room >= 1 else config.validation_per_class
+
+
 def scenario_runs(config, dataset, arms=("feature_extraction", "random_features"), labels_per_class=10,
-                  seeds=(0, 1, 2), verbose=1):
+                  seeds=(0, 1, 2), verbose=1, folder=None):
     """Arms of a committed study trained now on another target, with the learning rates the study chose
     on its own target (no selection on the new one), under the same protocol and image size.
+
+    Validation images per class are the study's, fewer when the target's smallest class cannot hold
+    them next to the training images (clip art: 28 pool images in its smallest class).
 
     Args:
         config: A study of `BUDGET_STUDIES` (its backbones may be narrowed); its store gives the rates.
         dataset: The other target (`study.STUDY_DATASETS`).
         arms, labels_per_class, seeds: What to train.
         verbose: 1 prints one line per run.
+        folder: Optional `RunStore` folder: a run it holds is read instead of trained, a new run is kept
+            in it as soon as it ends (a long scenario built in pieces).
 
     Returns:
         `{(arm, backbone): [RunResult in seed order]}`.
     """
     rates = choose_learning_rates(config, RunStore(study_folder(config.weights) / "runs"))
     other = dataclasses.replace(config, dataset=dataset, arms=tuple(arms), labels_per_class=(labels_per_class,),
-                                seeds=tuple(seeds))
+                                seeds=tuple(seeds),
+                                validation_per_class=scenario_validation(config, dataset, labels_per_class))
+    store = RunStore(folder) if folder is not None else None
     groups = {}
     for spec in main_specs(other, rates):
-        result = train_spec(other, spec)
+        result = store.get(spec) if store is not None else None
+        if result is None:
+            result = train_spec(other, spec)
+            if store is not None:
+                store.put(spec, result)
         groups.setdefault((spec["arm"], spec["backbone"]), []).append(result)
         if verbose:
             print(f"{dataset}: {spec['arm']} {spec['backbone']} seed {spec['seed']}: test "

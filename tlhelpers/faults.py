@@ -145,6 +145,26 @@ def _unfreeze_off_by_one(original):
     return freeze_up_to
 
 
+def _batchnorm_unfrozen(original):
+    def freeze_up_to(base, stage_ends, stage, freeze_batchnorm=True):
+        return original(base, stage_ends, stage, False)
+    return freeze_up_to
+
+
+def _hub_training_mode(original):
+    def call(self, inputs, training=None):
+        if self.accepts_training:
+            return self._function(inputs, training=True)
+        return original(self, inputs, training)
+    return call
+
+
+def _preset_epsilon(original):
+    def build_lite0_backbone(**overrides):
+        return original(**{"batch_norm_epsilon": 1e-5, **overrides})
+    return build_lite0_backbone
+
+
 def _head_rate_times_100(original):
     def strategy_learning_rate(strategy, backbone="resnet50", learning_rate=None):
         rate = original(strategy, backbone, learning_rate)
@@ -235,6 +255,15 @@ FAULTS = {fault.name: fault for fault in (
           (("features", "forward_function", _batchnorm_training_features),), ("tests/test_training.py",)),
     Fault("unfreeze_off_by_one", "fine-tuning unfreezes the wrong stages (freezes up to stage k-1)",
           (("models", "freeze_up_to", _unfreeze_off_by_one),), ("tests/test_training.py",)),
+    Fault("batchnorm_unfrozen", "fine-tuning leaves the BatchNormalization layers of the unfrozen stages "
+          "trainable (their moving statistics drift)",
+          (("models", "freeze_up_to", _batchnorm_unfrozen),), ("tests/test_training.py",)),
+    Fault("hub_training_mode", "the TF-Hub layer runs its SavedModel in training mode whatever it is asked "
+          "(batch statistics, moving statistics updated)",
+          (("hub", "HubFeatureVector.call", _hub_training_mode),), ("tests/test_hub.py",)),
+    Fault("preset_epsilon", "the KerasHub preset built with BatchNormalization epsilon 1e-5 (PyTorch's "
+          "default) instead of the weights' 1e-3",
+          (("keras_hub_presets", "build_lite0_backbone", _preset_epsilon),), ("tests/test_keras_hub_presets.py",)),
     Fault("head_rate_x100", "the head's learning rate multiplied by 100 (feature extraction)",
           (("models", "strategy_learning_rate", _head_rate_times_100),), ("tests/test_training.py",)),
     Fault("cache_ignores_weights", "the feature cache serves another model's features (its key ignores "
