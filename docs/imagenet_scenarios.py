@@ -59,6 +59,12 @@ def scenario_groups(target, train=True):
     return {(arm, backbone, BUDGET): runs for (arm, backbone), runs in found.items()}
 
 
+def interval(runs):
+    """Mean test accuracy of `runs` with its 95% interval over seeds, as text."""
+    summary = curves.aggregate([r.test_accuracy for r in runs])
+    return f"{summary['mean']:.3f} ({summary['ci_low']:.3f} to {summary['ci_high']:.3f})"
+
+
 def arm_rows(target, groups):
     """Markdown rows: each arm's mean test accuracy with its interval, the seeds, rate and stopping steps."""
     rows = []
@@ -66,10 +72,8 @@ def arm_rows(target, groups):
         runs = groups.get((arm, BACKBONE, BUDGET), [])
         if not runs:
             continue
-        summary = curves.aggregate([r.test_accuracy for r in runs])
         steps = [r.config["stopped_step"] for r in runs]
-        rows.append(f"| {DATASET_TITLES[target]} | {ARM_NAMES[arm]} | {summary['mean']:.3f} "
-                    f"({summary['ci_low']:.3f} to {summary['ci_high']:.3f}) | {len(runs)} | "
+        rows.append(f"| {DATASET_TITLES[target]} | {ARM_NAMES[arm]} | {interval(runs)} | {len(runs)} | "
                     f"{runs[0].config['learning_rate_used']:g} | {min(steps)} to {max(steps)} | "
                     + ", ".join(f"{r.test_accuracy:.3f}" for r in runs) + " |")
     return rows
@@ -109,9 +113,7 @@ def report(elapsed=None):
     for arm in LARGER.arms:
         runs = larger.get((arm, BACKBONE, BUDGET), [])
         if runs:
-            summary = curves.aggregate([r.test_accuracy for r in runs])
-            lines.append(f"- {ARM_NAMES[arm]}: {summary['mean']:.3f} ({summary['ci_low']:.3f} to "
-                         f"{summary['ci_high']:.3f}), {len(runs)} seeds, rate "
+            lines.append(f"- {ARM_NAMES[arm]}: {interval(runs)}, {len(runs)} seeds, rate "
                          f"{runs[0].config['learning_rate_used']:g}")
     lines += ["", "## How it was made", "",
               "- command: `TF_CPP_MIN_LOG_LEVEL=3 .venv/bin/python docs/imagenet_scenarios.py`",
