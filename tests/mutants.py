@@ -61,12 +61,13 @@ def checked_cells(path):
 
 
 def notebook_fingerprint(path):
-    """What nbval's verdict on a notebook depends on: every cell's source and the stored outputs of the
-    checked cells (`--nbval-lax` compares only those), not the outputs it ignores."""
+    """What nbval's verdict on a notebook depends on: the code cells' sources, in order, and the stored
+    outputs of the checked ones (`--nbval-lax` compares only those); not the outputs it ignores, and not
+    the markdown cells, which nbval never runs (a rewritten explanation keeps the stored results)."""
     cells = json.loads(path.read_text())["cells"]
-    return json.dumps([(cell["cell_type"], "".join(cell["source"]),
+    return json.dumps([("code", "".join(cell["source"]),
                         cell.get("outputs") if CHECK_TAG in cell.get("metadata", {}).get("tags", []) else None)
-                       for cell in cells], sort_keys=True).encode()
+                       for cell in cells if cell["cell_type"] == "code"], sort_keys=True).encode()
 
 
 def code_hash(target):
@@ -198,13 +199,18 @@ def report():
     lines += ["## Faults", "", "| fault | what breaks | checked cells that fail | other cells that fail | "
               "unit tests that fail | minutes |", "|---|---|---|---|---|---:|"]
     caught_by = {item: [] for item in checked}
+    current_by = {item: [] for item in checked}  # the same, from results on the current code only
     for name, fault in FAULTS.items():
         runs = [records[name, t] for t in all_targets()]
         failed = [item for r in runs if r for item in r["failed"]]
-        for item in failed:
-            if item in caught_by:
-                caught_by[item].append(name)
-        cells = [short(i, numbers) for i in failed if i in checked]
+        for r in runs:
+            for item in (r["failed"] if r else []):
+                if item in checked:
+                    caught_by[item].append(name)
+                    if r["code"] == codes[r["target"]]:
+                        current_by[item].append(name)
+        cells = [short(i, numbers) + ("" if i in current_by and name in current_by[i] else " (older code)")
+                 for i in failed if i in checked]
         other = [short(i, numbers) for i in failed if ".ipynb::" in i and i not in checked]
         units = [short(i, numbers) for i in failed if ".ipynb::" not in i]
         missing = sum(r is None for r in runs)
@@ -215,7 +221,7 @@ def report():
     lines += ["", "## Checked cells", "", "| notebook | cell | first line | faults it catches |", "|---|---|---|---|"]
     missing = {path.stem: sum(records[name, path.stem] is None for name in FAULTS) for path in notebooks()}
     for item, (notebook, line) in checked.items():
-        found = caught_by[item]
+        found = [name if name in current_by[item] else f"{name} (older code)" for name in caught_by[item]]
         pending = f"{missing[notebook]} of {len(FAULTS)} faults not run yet" if missing[notebook] else ""
         lines.append(f"| {notebook} | c{numbers[item]} | `{line.strip()[:60]}` | "
                      + (", ".join(found + ([f"({pending})"] if pending else [])) if found or pending else "**none**")
@@ -224,13 +230,18 @@ def report():
     uncaught = [name for name in FAULTS if not any(name in found for found in caught_by.values())]
     idle = [item for item, found in caught_by.items() if not found and not missing[checked[item][0]]]
     done = sum(r is not None for r in records.values())
+    uncaught_now = [name for name in FAULTS if not any(name in found for found in current_by.values())]
+    idle_now = [short(item, numbers) for item, found in current_by.items() if not found]
     lines += ["", "## Summary", "",
               f"- {done} of {len(records)} fault and target pairs run (baseline included); {older} of them on "
               "older code than the current (the package, the tests or the notebook changed since; "
               "`--refresh` runs them again).",
               f"- Faults no checked cell catches{'' if complete else ' so far'}: {', '.join(uncaught) or 'none'}.",
               f"- Checked cells that catch no fault, in notebooks run under every fault: {len(idle)} of "
-              f"{len(checked)} checked cells.", ""]
+              f"{len(checked)} checked cells.",
+              "- Counting only results on the current code (a catch marked \"older code\" may no longer hold): "
+              f"faults no checked cell catches: {', '.join(uncaught_now) or 'none'}; checked cells that catch "
+              f"no fault: {', '.join(idle_now) or 'none'}.", ""]
     REPORT.write_text("\n".join(lines))
     return REPORT
 

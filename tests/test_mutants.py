@@ -102,6 +102,8 @@ def test_a_notebook_result_is_stale_when_its_sources_or_checked_outputs_change(t
     assert fingerprint(lambda c: c[1]["outputs"][0].update(text="3")) == same  # an ignored output
     assert fingerprint(lambda c: c[0]["outputs"][0].update(text="3")) != same  # a checked output
     assert fingerprint(lambda c: c[1].update(source=["print(3)"])) != same
+    # nbval never runs markdown: a rewritten or an added explanation keeps the stored results.
+    assert fingerprint(lambda c: c.insert(1, {"cell_type": "markdown", "source": ["Why"], "metadata": {}})) == same
 
 
 @pytest.mark.parametrize("fault, caught_by", [
