@@ -209,8 +209,7 @@ def report():
                     caught_by[item].append(name)
                     if r["code"] == codes[r["target"]]:
                         current_by[item].append(name)
-        cells = [short(i, numbers) + ("" if i in current_by and name in current_by[i] else " (older code)")
-                 for i in failed if i in checked]
+        cells = [short(i, numbers) + ("" if name in current_by[i] else " (older code)") for i in failed if i in checked]
         other = [short(i, numbers) for i in failed if ".ipynb::" in i and i not in checked]
         units = [short(i, numbers) for i in failed if ".ipynb::" not in i]
         missing = sum(r is None for r in runs)
