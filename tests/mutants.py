@@ -198,18 +198,16 @@ def report():
                   + ", ".join(short(i, numbers) for i in base_failed), ""]
     lines += ["## Faults", "", "| fault | what breaks | checked cells that fail | other cells that fail | "
               "unit tests that fail | minutes |", "|---|---|---|---|---|---:|"]
-    caught_by = {item: [] for item in checked}
-    current_by = {item: [] for item in checked}  # the same, from results on the current code only
+    # {checked item: {fault that fails it: whether that result ran on the current code}}
+    caught_by = {item: {} for item in checked}
     for name, fault in FAULTS.items():
         runs = [records[name, t] for t in all_targets()]
         failed = [item for r in runs if r for item in r["failed"]]
         for r in runs:
             for item in (r["failed"] if r else []):
                 if item in checked:
-                    caught_by[item].append(name)
-                    if r["code"] == codes[r["target"]]:
-                        current_by[item].append(name)
-        cells = [short(i, numbers) + ("" if name in current_by[i] else " (older code)") for i in failed if i in checked]
+                    caught_by[item][name] = r["code"] == codes[r["target"]]
+        cells = [short(i, numbers) + ("" if caught_by[i][name] else " (older code)") for i in failed if i in checked]
         other = [short(i, numbers) for i in failed if ".ipynb::" in i and i not in checked]
         units = [short(i, numbers) for i in failed if ".ipynb::" not in i]
         missing = sum(r is None for r in runs)
@@ -220,7 +218,7 @@ def report():
     lines += ["", "## Checked cells", "", "| notebook | cell | first line | faults it catches |", "|---|---|---|---|"]
     missing = {path.stem: sum(records[name, path.stem] is None for name in FAULTS) for path in notebooks()}
     for item, (notebook, line) in checked.items():
-        found = [name if name in current_by[item] else f"{name} (older code)" for name in caught_by[item]]
+        found = [name if current else f"{name} (older code)" for name, current in caught_by[item].items()]
         pending = f"{missing[notebook]} of {len(FAULTS)} faults not run yet" if missing[notebook] else ""
         lines.append(f"| {notebook} | c{numbers[item]} | `{line.strip()[:60]}` | "
                      + (", ".join(found + ([f"({pending})"] if pending else [])) if found or pending else "**none**")
@@ -229,8 +227,8 @@ def report():
     uncaught = [name for name in FAULTS if not any(name in found for found in caught_by.values())]
     idle = [item for item, found in caught_by.items() if not found and not missing[checked[item][0]]]
     done = sum(r is not None for r in records.values())
-    uncaught_now = [name for name in FAULTS if not any(name in found for found in current_by.values())]
-    idle_now = [short(item, numbers) for item, found in current_by.items() if not found]
+    uncaught_now = [name for name in FAULTS if not any(found.get(name) for found in caught_by.values())]
+    idle_now = [short(item, numbers) for item, found in caught_by.items() if not any(found.values())]
     lines += ["", "## Summary", "",
               f"- {done} of {len(records)} fault and target pairs run (baseline included); {older} of them on "
               "older code than the current (the package, the tests or the notebook changed since; "
