@@ -62,7 +62,7 @@ def scenario_groups(target, train=True):
 def interval(runs):
     """Mean test accuracy of `runs` with its 95% interval over seeds, as text."""
     summary = curves.aggregate([r.test_accuracy for r in runs])
-    return f"{summary['mean']:.3f} ({summary['ci_low']:.3f} to {summary['ci_high']:.3f})"
+    return curves.interval_text(summary["mean"], summary["ci_low"], summary["ci_high"])
 
 
 def arm_rows(target, groups):
@@ -103,7 +103,7 @@ def report(elapsed=None):
               "the three comparisons of each target:", "",
               "| target | arm - control | difference (95% interval) | p (Holm) | verdict |", "|---|---|---|---:|---|"]
     lines += [f"| {DATASET_TITLES[target]} | {ARM_NAMES[r['arm']]} - {ARM_NAMES[r['control']]} | "
-              f"{r['difference']:+.3f} ({r['ci_low']:+.3f} to {r['ci_high']:+.3f}) | {r['p_holm']:.3g} | "
+              f"{curves.interval_text(r['difference'], r['ci_low'], r['ci_high'], signed=True)} | {r['p_holm']:.3g} | "
               f"{r['verdict']} |" for target, r in comparisons]
     larger = budget_study.stored_runs(LARGER, LARGER_FOLDER / "runs")[0]
     lines += ["", f"## The cluttered garments at {LARGER.image_size} px", "",

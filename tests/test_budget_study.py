@@ -175,9 +175,9 @@ def test_comparison_table_adds_a_column_only_for_what_varies():
     header, _, first, second = budget_study.comparison_table([{**row, "dataset": "digits"},
                                                               {**row, "dataset": "clipart"}]).splitlines()
     assert header.startswith("| dataset | backbone |") and "metric" not in header
-    assert first == ("| digits | resnet50 | 10 | feature extraction - pixels (logistic regression) | "
+    assert first == ("| digits | ResNet50 | 10 | feature extraction - pixels (logistic regression) | "
                      "+0.100 (+0.050 to +0.150) | 0.01 | 0.02 | higher |")
-    assert second.startswith("| clip art | resnet50 |")
+    assert second.startswith("| clip art | ResNet50 |")
     steps = budget_study.comparison_table([{**row, "metric": "steps_to_90", "difference": 120.0, "ci_low": 40.0,
                                             "ci_high": 200.0}, row])
-    assert "| metric | backbone |" in steps and "| steps_to_90 | resnet50 | 10 |" in steps and "+120 (+40 to +200)" in steps
+    assert "| metric | backbone |" in steps and "| slope (steps to 90% of its best) | ResNet50 | 10 |" in steps and "+120 (+40 to +200)" in steps

@@ -50,12 +50,12 @@ def test_learning_curves_lines_bands_marks_and_labels(two_strategies):
     assert returned is ax
     assert ax.get_xlabel() == "epoch (one pass over the training images)"
     assert ax.get_ylabel() == "validation accuracy"
-    assert "validation accuracy" in ax.get_title() and "band: lowest to highest seed" in ax.get_title()
+    assert "validation accuracy: mean over 3 seeds; band: lowest to highest seed" in ax.get_title()
     # Per group: mean line, start marker, tangent; plus one phase line.
     assert len(ax.lines) == 2 * 3 + 2 + 1  # axhline asymptotes are Line2D too
     assert sum(isinstance(item, PolyCollection) for item in ax.collections) == 2
     legend = [text.get_text() for text in ax.get_legend().get_texts()]
-    assert legend == ["scratch (n=3)", "fine-tuning (n=3)", "fine-tuning starts"]
+    assert legend == ["scratch", "fine-tuning", "fine-tuning starts"]
     phase_lines = [line for line in ax.lines if line.get_label() == "fine-tuning starts"]
     assert len(phase_lines) == 1
     assert list(phase_lines[0].get_xdata()) == [3, 3]
@@ -77,7 +77,26 @@ def test_learning_curves_label_names_varying_budget():
     runs = [make_run("scratch", 10, 0, 0.4, 0.4), make_run("scratch", 100, 0, 0.7, 0.7)]
     ax = plots.plot_learning_curves(runs, mark_metrics=False)
     legend = [text.get_text() for text in ax.get_legend().get_texts()]
-    assert legend == ["scratch (10 labels/class) (n=1)", "scratch (100 labels/class) (n=1)"]
+    assert legend == ["scratch (10 labels/class)", "scratch (100 labels/class)"]
+    assert "one run per line" in ax.get_title() and "mean" not in ax.get_title()
+
+
+def test_learning_curve_legend_names_arms_for_a_reader_and_sits_below_the_curves():
+    runs = [make_run("feature_extraction", 10, seed, 0.6, 0.6) for seed in range(2)]
+    runs += [synthetic_run("feature_extraction", 10, seed, saturating(0.3, 0.1, 0.5), 0.3, weights="random")
+             for seed in range(2)]
+    runs += [synthetic_run("small_cnn", 10, 0, saturating(0.4, 0.1, 2.0), 0.4, backbone="small_cnn",
+                           weights="none")]
+    runs += [synthetic_run("scratch", 10, 0, saturating(0.4, 0.1, 2.0), 0.4, backbone="mobilenet_v2")]
+    figure, ax = pyplot.subplots()
+    plots.plot_learning_curves(runs, ax=ax, mark_metrics=False)
+    legend = ax.get_legend()
+    assert [text.get_text() for text in legend.get_texts()] == [
+        "feature extraction (ResNet50) (2 seeds)", "random features (ResNet50) (2 seeds)",
+        "small CNN (1 seed)", "scratch (MobileNetV2) (1 seed)"]
+    figure.canvas.draw()
+    # Below the axes, so it covers no curve and no band.
+    assert legend.get_window_extent().y1 <= ax.get_window_extent().y0
 
 
 def test_learning_curves_rejects_bad_arguments(two_strategies):

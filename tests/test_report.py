@@ -91,7 +91,9 @@ def test_summary_table_formats_rows(runs):
     table = report.summary_table(curves.summarize(runs)).splitlines()
     assert table[0].startswith("| backbone | weights | strategy | labels/class | seeds | test accuracy")
     assert len(table) == 2 + 4
-    assert "| resnet50 | none | scratch | 10 | 2 | 0.310 ± 0.014 |" in table[2]
+    assert "| ResNet50 | random start | scratch | 10 | 2 | 0.310 ± 0.014 |" in table[2]
+    one_seed = report.summary_table(curves.summarize(runs[:1])).splitlines()[2]
+    assert "| 1 | " in one_seed and "±" not in one_seed
 
 
 def test_reading_positive_and_negative_transfer(runs):

@@ -252,6 +252,13 @@ def aggregate(values, confidence=0.95):
             "n": int(values.size)}
 
 
+def interval_text(value, low, high, digits=3, signed=False):
+    """A value with its interval as every table and reading prints it: `0.641 (0.615 to 0.666)`, or
+    with `signed` (differences) `+0.079 (+0.039 to +0.119)`."""
+    form = f"{'+' if signed else ''}.{digits}f"
+    return f"{value:{form}} ({low:{form}} to {high:{form}})"
+
+
 def summarize(results, key="val_accuracy"):
     """Groups runs by (backbone, weights, strategy, labels_per_class) and aggregates over seeds.
 

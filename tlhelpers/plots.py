@@ -19,6 +19,22 @@ STRATEGY_NAMES = {
     "scratch": "scratch",
     "small_cnn": "small CNN",
 }
+# What a reader calls a registry name or a weight source in a legend or a table.
+BACKBONE_NAMES = {
+    "resnet50": "ResNet50",
+    "vgg16": "VGG16",
+    "mobilenet_v2": "MobileNetV2",
+    "efficientnet_lite0": "EfficientNet-Lite0",
+    "small_cnn": "small CNN",
+}
+WEIGHT_NAMES = {
+    "imagenet": "ImageNet weights",
+    "embedded": "garment source",
+    "develop": "developed source",
+    "source": "source weights",
+    "random": "random weights",
+    "none": "random start",
+}
 GROUP_FIELDS = ("backbone", "weights", "strategy", "labels_per_class")
 
 
@@ -45,22 +61,41 @@ def _as_rows(data):
 
 
 def group_label(group, varying):
-    """Readable legend label: the strategy, plus the group fields that differ between groups."""
-    label = STRATEGY_NAMES.get(group["strategy"], group["strategy"])
-    extras = [str(group[field]) for field in ("backbone", "weights") if field in varying]
+    """Readable legend label: the strategy, plus the group fields that differ between groups, in a
+    reader's words ("random features" for feature extraction from random weights, "ResNet50" for
+    `resnet50`)."""
+    strategy, weights = group["strategy"], group.get("weights")
+    random_features = strategy == "feature_extraction" and weights == "random"
+    label = "random features" if random_features else STRATEGY_NAMES.get(strategy, strategy)
+    extras = []
+    if "backbone" in varying and group["backbone"] != strategy:
+        extras.append(BACKBONE_NAMES.get(group["backbone"], group["backbone"]))
+    if "weights" in varying and not random_features and strategy not in ("scratch", "small_cnn"):
+        extras.append(WEIGHT_NAMES.get(weights, weights))
     if "labels_per_class" in varying:
         extras.append(f"{group['labels_per_class']} labels/class")
     return f"{label} ({', '.join(extras)})" if extras else label
+
+
+def seeds_text(counts):
+    """What a curve is, given each line's number of seeds: "one run per line", "mean over 5 seeds"."""
+    counts = set(counts)
+    if counts == {1}:
+        return "one run per line"
+    return f"mean over {counts.pop()} seeds" if len(counts) == 1 else "mean over seeds"
 
 
 def _varying(groups, fields=GROUP_FIELDS):
     """Group fields worth naming in labels because they differ between groups."""
     varying = {field for field in fields
                if field != "weights" and len({group[field] for group in groups}) > 1}
-    # Scratch always has other weights than transfer; name weights only when one strategy uses several.
+    # Scratch always has other weights than transfer, and random features are named as such; name
+    # weights only when one strategy uses several.
     by_strategy = {}
     for group in groups:
-        by_strategy.setdefault(group["strategy"], set()).add(group.get("weights"))
+        random_features = group["strategy"] == "feature_extraction" and group.get("weights") == "random"
+        by_strategy.setdefault("random features" if random_features else group["strategy"], set()).add(
+            group.get("weights"))
     if "weights" in fields and any(len(weights) > 1 for weights in by_strategy.values()):
         varying.add("weights")
     return varying
@@ -105,6 +140,7 @@ def plot_learning_curves(results, key="val_accuracy", ax=None, mark_metrics=True
     for result in results:
         groups.setdefault(tuple(getattr(result, field) for field in GROUP_FIELDS), []).append(result)
     varying = _varying([dict(zip(GROUP_FIELDS, group)) for group in groups])
+    counts = {len(runs) for runs in groups.values()}
     phases = {}
     for index, (group, runs) in enumerate(groups.items()):
         color = f"C{index % 10}"
@@ -112,8 +148,9 @@ def plot_learning_curves(results, key="val_accuracy", ax=None, mark_metrics=True
         stacked = np.array([run.history[key][:length] for run in runs], dtype=float)
         epochs = np.arange(length)
         mean = stacked.mean(axis=0)
+        seeds = f" ({len(runs)} seed{'s' * (len(runs) > 1)})" if len(counts) > 1 else ""
         ax.plot(epochs, mean, color=color, linewidth=2,
-                label=f"{group_label(dict(zip(GROUP_FIELDS, group)), varying)} (n={len(runs)})")
+                label=group_label(dict(zip(GROUP_FIELDS, group)), varying) + seeds)
         if len(runs) >= 2:
             ax.fill_between(epochs, stacked.min(axis=0), stacked.max(axis=0), color=color, alpha=0.2)
         if mark_metrics:
@@ -132,10 +169,17 @@ def plot_learning_curves(results, key="val_accuracy", ax=None, mark_metrics=True
                     textcoords="offset points", fontsize=8, color="0.3")
     _label_evaluations(ax, results)
     ax.set_ylabel(KEY_NAMES[key])
-    spread = "; band: lowest to highest seed" if any(len(runs) >= 2 for runs in groups.values()) else ""
-    ax.set_title(f"Learning curves ({KEY_NAMES[key]}: mean over seeds{spread})")
-    ax.legend(fontsize=8)
+    spread = "; band: lowest to highest seed" if max(counts) >= 2 else ""
+    ax.set_title(f"Learning curves ({KEY_NAMES[key]}: {seeds_text(counts)}{spread})")
+    _legend_below(ax)
     return ax
+
+
+def _legend_below(ax):
+    """The legend under the axes, where it covers no curve or band."""
+    handles = ax.get_legend_handles_labels()[0]
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=min(3, max(1, len(handles))),
+              frameon=False)
 
 
 def _label_evaluations(ax, results):

@@ -29,7 +29,8 @@ def asymptote_cell(row):
 
 
 def summary_table(summary_rows):
-    """Formats summary rows as a markdown table (3 decimals, test accuracy as mean ± std).
+    """Formats summary rows as a markdown table in a reader's names (3 decimals, test accuracy as
+    mean ± std over seeds, the mean alone for one seed).
 
     The asymptote is shown only where every seed's curve levels off (`asymptote_cell`); the
     last column says how each seed's asymptote was found (`curves.fit_methods`).
@@ -44,9 +45,12 @@ def summary_table(summary_rows):
              "| start | slope | asymptote | fit |",
              "|---|---|---|---:|---:|---:|---:|---:|---:|---|"]
     for row in summary_rows:
+        spread = f" ± {row['test_accuracy_std']:.3f}" if row["n_seeds"] > 1 else ""
         lines.append(
-            f"| {row['backbone']} | {row['weights']} | {row['strategy']} | {row['labels_per_class']} "
-            f"| {row['n_seeds']} | {row['test_accuracy_mean']:.3f} ± {row['test_accuracy_std']:.3f} "
+            f"| {plots.BACKBONE_NAMES.get(row['backbone'], row['backbone'])} "
+            f"| {plots.WEIGHT_NAMES.get(row['weights'], row['weights'])} "
+            f"| {plots.STRATEGY_NAMES.get(row['strategy'], row['strategy'])} | {row['labels_per_class']} "
+            f"| {row['n_seeds']} | {row['test_accuracy_mean']:.3f}{spread} "
             f"| {row['start_mean']:.3f} | {row['slope_mean']:.3f} | {asymptote_cell(row)} "
             f"| {row.get('fit_methods', '')} |")
     return "\n".join(lines)

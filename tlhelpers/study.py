@@ -336,7 +336,7 @@ def reading(results, pixels, rows=None):
 
 def summary_table(results, pixels):
     """Markdown table: test accuracy mean and 95% interval per backbone, arm and budget."""
-    from tlhelpers.curves import aggregate
+    from tlhelpers.curves import aggregate, interval_text
 
     lines = ["| backbone | arm | labels/class | seeds | steps | test accuracy (95% interval) |",
              "|---|---|---:|---:|---:|---|"]
@@ -350,8 +350,8 @@ def summary_table(results, pixels):
         values = [r if isinstance(r, float) else r.test_accuracy for r in runs]
         stats = aggregate(values)
         steps = runs[0].config["steps"] if not isinstance(runs[0], float) else "-"
-        lines.append(f"| {backbone} | {ARM_NAMES[arm]} | {n} | {len(values)} | {steps} | {stats['mean']:.3f} "
-                     f"({stats['ci_low']:.3f} to {stats['ci_high']:.3f}) |")
+        lines.append(f"| {backbone} | {ARM_NAMES[arm]} | {n} | {len(values)} | {steps} | "
+                     f"{interval_text(stats['mean'], stats['ci_low'], stats['ci_high'])} |")
     return "\n".join(lines)
 
 
@@ -395,7 +395,7 @@ def write_study_report(out_dir, results, pixels, config):
         shown = sorted((r for r in results if r.labels_per_class == smallest and r.backbone in (backbone, "small_cnn")),
                        key=lambda r: list(ARMS).index(r.config["arm"]))
         plots.plot_learning_curves(shown, ax=ax)
-        ax.set_title(f"{backbone}, {smallest} labels per class")
+        ax.set_title(f"{plots.BACKBONE_NAMES.get(backbone, backbone)}, {smallest} labels per class")
     _save_figure(figure, paths["learning_curves"])
     return paths
 
