@@ -1,3 +1,5 @@
+import dataclasses
+
 import matplotlib
 
 matplotlib.use("Agg")
@@ -50,7 +52,7 @@ def test_learning_curves_lines_bands_marks_and_labels(two_strategies):
     assert returned is ax
     assert ax.get_xlabel() == "epoch (one pass over the training images)"
     assert ax.get_ylabel() == "validation accuracy"
-    assert "validation accuracy: mean over 3 seeds; band: lowest to highest seed" in ax.get_title()
+    assert ax.get_title() == "Learning curves: validation accuracy\n(mean over 3 seeds; band: lowest to highest seed)"
     # Per group: mean line, start marker, tangent; plus one phase line.
     assert len(ax.lines) == 2 * 3 + 2 + 1  # axhline asymptotes are Line2D too
     assert sum(isinstance(item, PolyCollection) for item in ax.collections) == 2
@@ -94,6 +96,9 @@ def test_learning_curve_legend_names_arms_for_a_reader_and_sits_below_the_curves
     assert [text.get_text() for text in legend.get_texts()] == [
         "feature extraction (ResNet50) (2 seeds)", "random features (ResNet50) (2 seeds)",
         "small CNN (1 seed)", "scratch (MobileNetV2) (1 seed)"]
+    one_backbone = plots.plot_learning_curves(runs[:5], mark_metrics=False)
+    assert [text.get_text() for text in one_backbone.get_legend().get_texts()] == [
+        "feature extraction (2 seeds)", "random features (2 seeds)", "small CNN (1 seed)"]
     figure.canvas.draw()
     # Below the axes, so it covers no curve and no band.
     assert legend.get_window_extent().y1 <= ax.get_window_extent().y0
@@ -134,7 +139,7 @@ def test_label_budget_log_axis_lines_and_crossover(budget_runs):
     assert plots.plot_label_budget(budget_runs, ax=ax) is ax
     assert ax.get_xscale() == "log"
     assert ax.get_xlabel().startswith("labels per class")
-    assert ax.get_ylabel() == "test accuracy"
+    assert ax.get_ylabel() == "test accuracy (mean; bars: ± std over seeds)"
     assert ax.get_title()
     assert sum(isinstance(item, ErrorbarContainer) for item in ax.containers) == 2
     legend = [text.get_text() for text in ax.get_legend().get_texts()]
@@ -142,6 +147,12 @@ def test_label_budget_log_axis_lines_and_crossover(budget_runs):
     crossing_markers = [line for line in ax.lines if line.get_marker() == "X"]
     assert len(crossing_markers) == 1
     assert 30 < crossing_markers[0].get_xdata()[0] <= 100
+    control = [make_run("feature_extraction", run.labels_per_class, run.seed, 0.2, 0.25) for run in budget_runs
+               if run.strategy == "scratch"]
+    control = [dataclasses.replace(run, weights="random") for run in control]
+    ax = plots.plot_label_budget(budget_runs + control)
+    # The random-features control gets no "catches up" mark.
+    assert len([line for line in ax.lines if line.get_marker() == "X"]) == 1
     assert any("catches up" in text.get_text() for text in ax.texts)
 
 

@@ -88,7 +88,10 @@ def seeds_text(counts):
 def _varying(groups, fields=GROUP_FIELDS):
     """Group fields worth naming in labels because they differ between groups."""
     varying = {field for field in fields
-               if field != "weights" and len({group[field] for group in groups}) > 1}
+               if field not in ("weights", "backbone") and len({group[field] for group in groups}) > 1}
+    # The small CNN is its own architecture: name backbones only when the others differ.
+    if "backbone" in fields and len({g["backbone"] for g in groups if g["strategy"] != "small_cnn"}) > 1:
+        varying.add("backbone")
     # Scratch always has other weights than transfer, and random features are named as such; name
     # weights only when one strategy uses several.
     by_strategy = {}
@@ -170,7 +173,7 @@ def plot_learning_curves(results, key="val_accuracy", ax=None, mark_metrics=True
     _label_evaluations(ax, results)
     ax.set_ylabel(KEY_NAMES[key])
     spread = "; band: lowest to highest seed" if max(counts) >= 2 else ""
-    ax.set_title(f"Learning curves ({KEY_NAMES[key]}: {seeds_text(counts)}{spread})")
+    ax.set_title(f"Learning curves: {KEY_NAMES[key]}\n({seeds_text(counts)}{spread})", fontsize=10)
     _legend_below(ax)
     return ax
 
@@ -342,7 +345,8 @@ def plot_label_budget(data, ax=None):
                     yerr=[row["test_accuracy_std"] for row in line_rows],
                     color=f"C{index % 10}", marker="o", capsize=3,
                     label=group_label(line_rows[0], varying))
-        if baseline is None or strategy in curves.BASELINES:
+        # Random features are a control: no "catches up" mark for them.
+        if baseline is None or strategy in curves.BASELINES or weights == "random":
             continue
         found = curves.crossover(rows, strategy, baseline, backbone=backbone, weights=weights)
         if found is not None:
@@ -357,9 +361,9 @@ def plot_label_budget(data, ax=None):
     ax.set_xticks(budgets, [str(budget) for budget in budgets])
     ax.minorticks_off()
     ax.set_xlabel("labels per class (log scale)")
-    ax.set_ylabel("test accuracy")
+    ax.set_ylabel("test accuracy (mean; bars: ± std over seeds)")
     ax.set_title("Test accuracy vs labelled examples per class")
-    ax.legend(fontsize=8)
+    _legend_below(ax)
     return ax
 
 
