@@ -107,7 +107,7 @@ def test_build_in_pieces_then_report(tmp_path, cache_dir, monkeypatch):
     assert again.wall_time_s == first.wall_time_s and again.history == first.history
     paths = budget_study.write_report(TINY, folder, tmp_path)
     summary = paths["summary"].read_text()
-    assert "Holm" in summary and "| resnet50 | small CNN |" not in summary and "| small_cnn | small CNN |" in summary
+    assert "Holm" in summary and "| ResNet50 | small CNN |" not in summary and "| small CNN | small CNN |" in summary
     assert paths["figure"].stat().st_size > 10_000
     # Another protocol is another study: nothing stored applies to it.
     other = dataclasses.replace(TINY, protocol=dataclasses.replace(TINY.protocol, patience=3))
@@ -148,7 +148,7 @@ def test_a_budget_with_seeds_missing_says_how_many_it_has():
     row = {"backbone": "vgg16", "arm": "fine_tune", "test_accuracy": 0.7, "ci_low": 0.6, "ci_high": 0.8}
     table = [{**row, "labels_per_class": 10, "seeds": 5}, {**row, "labels_per_class": 50, "seeds": 4}]
     header, _, line = budget_study._budget_table(table, [10, 50, 100], 5, "/class", budget_study._interval)
-    assert line == ("| vgg16 | fine-tuning | 0.700 (0.600 to 0.800) | 0.700 (0.600 to 0.800) (4 of 5 seeds) | "
+    assert line == ("| VGG16 | fine-tuning | 0.700 (0.600 to 0.800) | 0.700 (0.600 to 0.800) (4 of 5 seeds) | "
                     "not run yet |")
 
 
@@ -181,3 +181,23 @@ def test_comparison_table_adds_a_column_only_for_what_varies():
     steps = budget_study.comparison_table([{**row, "metric": "steps_to_90", "difference": 120.0, "ci_low": 40.0,
                                             "ci_high": 200.0}, row])
     assert "| metric | backbone |" in steps and "| slope (steps to 90% of its best) | ResNet50 | 10 |" in steps and "+120 (+40 to +200)" in steps
+
+
+def test_recipe_runs_are_stored_apart_from_plain_fine_tuning(tmp_path, monkeypatch, cache_dir):
+    """Each recipe's options reach `train_run` and its store key; a read-only call trains nothing."""
+    monkeypatch.setattr(budget_study, "choose_learning_rates", lambda config, store: {("fine_tune", "resnet50"): 1e-4})
+    config = dataclasses.replace(TINY, arms=("fine_tune",))
+    folder = tmp_path / "digits"
+    assert budget_study.recipe_groups(config, "digits", (0,), folder, 4, train=False) == {}
+    found = budget_study.recipe_runs(config, "digits", tuple(budget_study.RECIPES), 4, (0,), 0, folder)
+    [faster], [augmented] = (found[name, "resnet50"] for name in budget_study.RECIPES)
+    assert faster.config["head_rate_factor"] == 10 and not faster.config["augment"]
+    assert augmented.config["augment"] and "head_rate_factor" not in augmented.config
+    recipes = sorted((spec["recipe"] for spec, _ in RunStore(folder).items()), key=str)
+    assert recipes == [{"augment": True}, {"head_rate_factor": 10.0}]
+    # Read back without training; plain fine-tuning on this target was never run, so it is left out.
+    groups = budget_study.recipe_groups(config, "digits", (0,), folder, 4, train=False)
+    assert sorted(groups) == [(name, "resnet50", 4) for name in sorted(budget_study.RECIPES)]
+    assert groups["fine_tune_head_x10", "resnet50", 4][0].history == faster.history
+    with pytest.raises(ValueError, match="Expected any of: fine_tune_head_x10, fine_tune_augmented"):
+        budget_study.recipe_runs(config, "digits", ("cosine_schedule",), 4, (0,), 0, folder)

@@ -2,6 +2,7 @@
 
 import keras
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from tlhelpers import models
@@ -50,3 +51,37 @@ def test_compile_model_chooses_the_optimizer():
     assert type(model.optimizer) is FusedAdam
     models.compile_model(model, 1e-3, fused_adam=False)
     assert type(model.optimizer) is keras.optimizers.Adam
+
+
+def _first_step_sizes(optimizer):
+    """The largest change of each layer's kernel after one step of `optimizer` from the same start."""
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((6,)), keras.layers.Dense(8, activation="relu", name="body"),
+                              keras.layers.Dense(3, activation="softmax", name="top")], name="net")
+    model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy")
+    before = {w.path: w.numpy() for w in model.trainable_weights}
+    rng = np.random.default_rng(0)
+    model.train_on_batch(rng.normal(size=(16, 6)).astype("float32"), rng.integers(0, 3, 16))
+    return {w.path: float(np.abs(w.numpy() - before[w.path]).max()) for w in model.trainable_weights
+            if w.path.endswith("kernel")}
+
+
+def test_rate_factors_give_chosen_variables_their_own_rate():
+    plain = _first_step_sizes(FusedAdam(1e-3))
+    factored = _first_step_sizes(FusedAdam(1e-3, rate_factors={"net/top/kernel": 10.0, "net/top/bias": 10.0}))
+    # Adam's first step moves every weight with a gradient by about the rate itself.
+    assert plain["net/body/kernel"] == pytest.approx(1e-3, rel=1e-3)
+    assert plain["net/top/kernel"] == pytest.approx(1e-3, rel=1e-3)
+    assert factored["net/body/kernel"] == pytest.approx(plain["net/body/kernel"], rel=1e-6)
+    assert factored["net/top/kernel"] == pytest.approx(10 * plain["net/top/kernel"], rel=1e-3)
+
+
+def test_rate_factors_survive_the_optimizer_config():
+    optimizer = FusedAdam(1e-3, rate_factors={"top/kernel": 10})
+    again = FusedAdam.from_config(optimizer.get_config())
+    assert again.rate_factors == {"top/kernel": 10.0}
+    with pytest.raises(ValueError, match="Expected a factor > 0"):
+        FusedAdam(1e-3, rate_factors={"top/kernel": 0})
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2, activation="softmax")])
+    with pytest.raises(ValueError, match="fused_adam=True"):
+        models.compile_model(model, 1e-3, fused_adam=False, rate_factors={"dense/kernel": 10})

@@ -44,7 +44,7 @@ def test_study_runs_every_arm_with_the_same_steps_and_writes_a_report(tiny_sourc
     assert by_arm["fine_tune"].trainable_params < by_arm["scratch"].trainable_params
     paths = study.write_study_report(tmp_path / "report", results, pixels, config)
     summary = paths["summary"].read_text()
-    assert "| vgg16 | random features (same head) | 2 | 2 | 3 |" in summary
+    assert "| VGG16 | random features (same head) | 2 | 2 | 3 |" in summary
     assert "fine-tuning" in summary and "labels per class" in summary
     payload = json.loads(paths["results"].read_text())
     assert len(payload["runs"]) == len(results) and len(payload["pixels"]) == 4

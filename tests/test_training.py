@@ -420,3 +420,32 @@ def test_the_head_trains_at_the_rate_asked_for():
         built = models.build_strategy("feature_extraction", "resnet50", None, 5, 32, learning_rate=asked, seed=0)
         assert built.learning_rate == pytest.approx(expected)
         assert float(built.model.optimizer.learning_rate) == pytest.approx(expected)
+
+
+def test_discriminative_rates_train_the_head_faster(splits, cache_dir):
+    """`head_rate_factor`: the head's first Adam step is that many times the base's; a pooled model
+    compiled with another factor is not reused (the factor is traced into the step)."""
+    def first_step(factor):
+        keras.utils.set_random_seed(0)
+        built = build_strategy("fine_tune", "resnet50", weights=None, num_classes=5, image_size=32, freeze_stage=4,
+                               learning_rate=1e-4, head_rate_factor=factor)
+        parts = {"head": built.head.trainable_weights,
+                 "base": [w for w in built.base.trainable_weights if w.path.endswith("kernel")]}
+        before = {name: [w.numpy() for w in weights] for name, weights in parts.items()}
+        images, labels = next(iter(make_dataset(splits.train, (32, 32), built.preprocess, 8)))
+        built.model.train_on_batch(images, labels)
+        return {name: max(float(np.abs(w.numpy() - b).max()) for w, b in zip(weights, before[name]))
+                for name, weights in parts.items()}
+
+    one, ten = first_step(1), first_step(10)
+    assert one["head"] == pytest.approx(one["base"], rel=1e-2)
+    assert ten["head"] == pytest.approx(10 * ten["base"], rel=1e-2)
+    with pytest.raises(ValueError, match="head_rate_factor=10 with strategy='scratch'"):
+        build_strategy("scratch", "resnet50", num_classes=5, image_size=32, head_rate_factor=10)
+    with pytest.raises(ValueError, match="Expected a number > 0"):
+        training.train_run(splits, "fine_tune", "vgg16", weights=None, head_rate_factor=-1)
+    options = dict(strategy="fine_tune", backbone="vgg16", weights=None, freeze_stage=4, seed=0, verbose=0,
+                   protocol=FixedSchedule(1, batch_size=8, learning_rate=1e-4))
+    same, faster = (training.train_run(splits, head_rate_factor=f, **options) for f in (1, 10))
+    assert faster.config["head_rate_factor"] == 10 and "head_rate_factor" not in same.config
+    assert faster.history["loss"] != same.history["loss"]

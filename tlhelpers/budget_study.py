@@ -245,7 +245,7 @@ def train_spec(config, spec, verbose=0):
     backbone = "resnet50" if spec["backbone"] == "small_cnn" else spec["backbone"]
     result = train_run(splits, strategy, backbone, weights, config.image_size, protocol=protocol,
                        seed=spec["seed"], verbose=verbose,
-                       weights_options={"clutter": SOURCE_CLUTTER, "verbose": 0})
+                       weights_options={"clutter": SOURCE_CLUTTER, "verbose": 0}, **spec.get("recipe", {}))
     result.config["arm"] = spec["arm"]
     if spec["arm"] == "random_features":
         result.weights = "random"
@@ -420,6 +420,7 @@ def _interval(row, digits=3):
 def _budget_table(table, budgets, seeds, suffix, cell):
     """Markdown rows: one per backbone and arm, one column per budget, `cell(row)` in each; a budget
     with fewer than `seeds` seeds stored says how many it has."""
+    from tlhelpers.plots import backbone_name
     from tlhelpers.study import ARM_NAMES
 
     def text(row):
@@ -430,7 +431,7 @@ def _budget_table(table, budgets, seeds, suffix, cell):
     lines = ["| backbone | arm | " + " | ".join(f"{n}{suffix}" for n in budgets) + " |",
              "|---|---|" + "---|" * len(budgets)]
     for backbone, arm in dict.fromkeys((r["backbone"], r["arm"]) for r in table):
-        lines.append(f"| {backbone} | {ARM_NAMES[arm]} | " + " | ".join(
+        lines.append(f"| {backbone_name(backbone)} | {ARM_NAMES[arm]} | " + " | ".join(
             text(cells[backbone, arm, n]) if (backbone, arm, n) in cells else "not run yet" for n in budgets) + " |")
     return lines
 
@@ -438,6 +439,7 @@ def _budget_table(table, budgets, seeds, suffix, cell):
 def report_markdown(config, analysis):
     """The study's `summary.md`: protocol, learning rates, accuracy by budget, stopping, labels saved and
     the Holm-corrected comparisons."""
+    from tlhelpers.plots import backbone_name
     from tlhelpers.study import ARM_NAMES
 
     budgets = list(config.labels_per_class)
@@ -454,7 +456,7 @@ def report_markdown(config, analysis):
               f"best validation accuracy, averaged over {list(SELECTION_BUDGETS)} labels per class. A rate at the "
               "edge of its grid may not be the best one: the grid should be extended past it.", "",
               "| arm | backbone | learning rate | at the grid's edge |", "|---|---|---:|---|"]
-    lines += [f"| {ARM_NAMES[row['arm']]} | {row['backbone']} | {row['learning_rate']:g} | "
+    lines += [f"| {ARM_NAMES[row['arm']]} | {backbone_name(row['backbone'])} | {row['learning_rate']:g} | "
               f"{'yes' if row['grid_edge'] else 'no'} |" for row in analysis["learning_rates"]]
     lines += ["", "Best validation accuracy of each selection run (a run marked * reached its step cap: "
               "it was still improving, so its rate may be underrated):", "",
@@ -465,7 +467,7 @@ def report_markdown(config, analysis):
         mark = "*" if row["stopped_by"] == "cap" else ""
         grid.setdefault((row["arm"], row["backbone"], row["learning_rate"]), {})[row["labels_per_class"]] = (
             f"{row['best_validation']:.3f}{mark}")
-    lines += [f"| {ARM_NAMES[arm]} | {backbone} | {rate:g} | "
+    lines += [f"| {ARM_NAMES[arm]} | {backbone_name(backbone)} | {rate:g} | "
               + " | ".join(cells.get(n, "-") for n in SELECTION_BUDGETS) + " |"
               for (arm, backbone, rate), cells in grid.items()]
     lines += ["", "## Test accuracy (mean over seeds, 95% t-interval)", ""]
@@ -499,10 +501,11 @@ def report_markdown(config, analysis):
 
 def labels_saved_table(rows):
     """A Markdown table of `analyse(...)["labels_saved"]` rows."""
+    from tlhelpers.plots import backbone_name
     from tlhelpers.study import ARM_NAMES
 
     lines = ["| backbone | transfer arm | its accuracy | control | control reaches it at |", "|---|---|---:|---|---|"]
-    lines += [f"| {r['backbone']} | {ARM_NAMES[r['arm']]} | {r['target']:.3f} | {ARM_NAMES[r['control']]} | "
+    lines += [f"| {backbone_name(r['backbone'])} | {ARM_NAMES[r['arm']]} | {r['target']:.3f} | {ARM_NAMES[r['control']]} | "
               f"{r['text']} |" for r in rows]
     return "\n".join(lines)
 
@@ -517,7 +520,7 @@ def comparison_table(rows):
     `scenario_comparisons`) in a reader's names: a column for the target and the metric only when they
     vary between rows."""
     from tlhelpers import curves
-    from tlhelpers.plots import BACKBONE_NAMES
+    from tlhelpers.plots import backbone_name
     from tlhelpers.study import ARM_NAMES, DATASET_TITLES
 
     extra = [key for key in ("dataset", "metric") if len({r.get(key) for r in rows}) > 1]
@@ -529,7 +532,7 @@ def comparison_table(rows):
                  else METRIC_NAMES.get(r.get(key), r.get(key)) for key in extra]
         digits = 0 if r.get("metric") == "steps_to_90" else 3
         lines.append("| " + "".join(f"{cell} | " for cell in cells)
-                     + f"{BACKBONE_NAMES.get(r['backbone'], r['backbone'])} | {r['labels_per_class']} | "
+                     + f"{backbone_name(r['backbone'])} | {r['labels_per_class']} | "
                      f"{ARM_NAMES[r['arm']]} - {ARM_NAMES[r['control']]} | "
                      f"{curves.interval_text(r['difference'], r['ci_low'], r['ci_high'], digits, signed=True)} | "
                      f"{r['p']:.3g} | {r['p_holm']:.3g} | {r['verdict']} |")
@@ -622,7 +625,7 @@ def scenario_validation(config, dataset, labels_per_class):
 
 
 def scenario_runs(config, dataset, arms=("feature_extraction", "random_features"), labels_per_class=10,
-                  seeds=(0, 1, 2), verbose=1, folder=None):
+                  seeds=(0, 1, 2), verbose=1, folder=None, recipe=None, train=True):
     """Arms of a committed study trained now on another target, with the learning rates the study chose
     on its own target (no selection on the new one), under the same protocol and image size.
 
@@ -636,6 +639,9 @@ def scenario_runs(config, dataset, arms=("feature_extraction", "random_features"
         verbose: 1 prints one line per run.
         folder: Optional `RunStore` folder: a run it holds is read instead of trained, a new run is kept
             in it as soon as it ends (a long scenario built in pieces).
+        recipe: Extra `training.train_run` options for every run (for example `{"augment": True}` or
+            `{"head_rate_factor": 10.0}`), kept in each run's store key; None: the study's own recipe.
+        train: False trains nothing: runs `folder` does not hold are left out.
 
     Returns:
         `{(arm, backbone): [RunResult in seed order]}`.
@@ -647,16 +653,65 @@ def scenario_runs(config, dataset, arms=("feature_extraction", "random_features"
     store = RunStore(folder) if folder is not None else None
     groups = {}
     for spec in main_specs(other, rates):
+        if recipe:
+            spec["recipe"] = dict(sorted(recipe.items()))
         result = store.get(spec) if store is not None else None
         if result is None:
+            if not train:
+                continue
             result = train_spec(other, spec)
             if store is not None:
                 store.put(spec, result)
         groups.setdefault((spec["arm"], spec["backbone"]), []).append(result)
         if verbose:
-            print(f"{dataset}: {spec['arm']} {spec['backbone']} seed {spec['seed']}: test "
+            print(f"{dataset}: {spec['arm']} {spec['backbone']} {recipe or ''} seed {spec['seed']}: test "
                   f"{result.test_accuracy:.3f}, stopped at step {result.config['stopped_step']}", flush=True)
     return groups
+
+
+# Changes to fine-tuning's recipe, each a set of `training.train_run` options (`recipe_runs`). The head
+# at ten times the base's rate: the ImageNet study chose 1e-3 for a head on frozen features and 1e-4 for
+# fine-tuning on the cluttered garments' validation split, so the head keeps its own rate.
+RECIPES = {"fine_tune_head_x10": {"head_rate_factor": 10.0}, "fine_tune_augmented": {"augment": True}}
+
+
+def recipe_runs(config, dataset, recipes=tuple(RECIPES), labels_per_class=10, seeds=(0, 1, 2), verbose=1,
+                folder=None, train=True):
+    """Fine-tuning with changes to its recipe (`RECIPES`) on a target: `scenario_runs` of the
+    `"fine_tune"` arm, each recipe's options added, the study's rate for the base.
+
+    Returns:
+        `{(recipe, backbone): [RunResult in seed order]}`.
+    """
+    unknown = sorted(set(recipes) - set(RECIPES))
+    if unknown:
+        raise ValueError(f"Received recipes={list(recipes)}. Expected any of: {', '.join(RECIPES)}.")
+    return {(name, backbone): runs for name in recipes
+            for (_, backbone), runs in scenario_runs(config, dataset, ("fine_tune",), labels_per_class, seeds,
+                                                     verbose, folder, RECIPES[name], train).items()}
+
+
+def recipe_groups(config, dataset, seeds, folder, labels_per_class=10, train=True):
+    """Plain fine-tuning and each of `RECIPES` on `dataset`, keyed for `metric_comparisons` with
+    `recipe_pairs`: `{(arm or recipe, backbone, labels_per_class): [RunResult in seed order]}`.
+
+    Plain fine-tuning on the study's own target is the study's run; on another target, the scenario's
+    (`scenario_runs`). `folder` holds the recipe runs and the other targets' runs; `train=False` trains
+    nothing and leaves out what is missing.
+    """
+    if dataset == config.dataset:
+        stored = stored_runs(config, study_folder(config.weights) / "runs")[0]
+        plain = {(arm, backbone): [r for r in runs if r.seed in seeds]
+                 for (arm, backbone, n), runs in stored.items() if arm == "fine_tune" and n == labels_per_class}
+    else:
+        plain = scenario_runs(config, dataset, ("fine_tune",), labels_per_class, seeds, 0, folder, train=train)
+    found = {**plain, **recipe_runs(config, dataset, tuple(RECIPES), labels_per_class, seeds, 0, folder, train)}
+    return {(arm, backbone, labels_per_class): runs for (arm, backbone), runs in found.items() if runs}
+
+
+def recipe_pairs(backbone):
+    """`metric_comparisons` pairs: each recipe of `RECIPES` against plain fine-tuning."""
+    return [((name, backbone), ("fine_tune", backbone)) for name in RECIPES]
 
 
 def scenario_comparisons(scenarios):

@@ -119,6 +119,12 @@ def _trainable_frozen_base(original):
     return build_strategy
 
 
+def _rate_factors_dropped(original):
+    def __init__(self, learning_rate=0.001, rate_factors=None, **kwargs):
+        original(self, learning_rate, None, **kwargs)
+    return __init__
+
+
 def _augmentation_ignored(original):
     def build_strategy(strategy, *args, **kwargs):
         return original(strategy, *args, **{**kwargs, "augment": False})
@@ -266,6 +272,10 @@ FAULTS = {fault.name: fault for fault in (
           (("keras_hub_presets", "build_lite0_backbone", _preset_epsilon),), ("tests/test_keras_hub_presets.py",)),
     Fault("head_rate_x100", "the head's learning rate multiplied by 100 (feature extraction)",
           (("models", "strategy_learning_rate", _head_rate_times_100),), ("tests/test_training.py",)),
+    Fault("head_rate_factor_dropped", "discriminative learning rates dropped: the optimizer ignores its "
+          "per-variable factors, so the head trains at the base's rate",
+          (("optimizers", "FusedAdam.__init__", _rate_factors_dropped),),
+          ("tests/test_optimizers.py", "tests/test_training.py")),
     Fault("cache_ignores_weights", "the feature cache serves another model's features (its key ignores "
           "the weights)", (("features", "feature_key", _cache_ignores_weights),), ("tests/test_training.py",)),
     Fault("no_restore_best", "early stopping does not restore the best weights",

@@ -172,7 +172,7 @@ def build_small_cnn(image_size, num_classes, seed=0, dropout=0.2, augment=False)
 
 def build_strategy(strategy, backbone="resnet50", weights="embedded", num_classes=5, image_size=32, *,
                    freeze_stage=None, learning_rate=None, hidden_units=(), dropout=0.2, seed=0,
-                   augment=False, freeze_batchnorm=True, compile=True, **weights_options):
+                   augment=False, freeze_batchnorm=True, head_rate_factor=1.0, compile=True, **weights_options):
     """Build a compiled model for one strategy.
 
     Args:
@@ -195,6 +195,9 @@ def build_strategy(strategy, backbone="resnet50", weights="embedded", num_classe
         augment: Add random flips and shifts in front of the base.
         freeze_batchnorm: For `"fine_tune"`: keep BatchNormalization frozen
             (the default; False only to demonstrate the statistics drift).
+        head_rate_factor: For `"fine_tune"`: the new head trains at this
+            multiple of `learning_rate`, the unfrozen base at the rate itself
+            (discriminative learning rates); 1: one rate for every layer.
         compile: False leaves the model uncompiled (a model whose weights are
             only read, for example by `model_pool`).
         **weights_options: Passed on for `weights="embedded"`.
@@ -208,6 +211,7 @@ def build_strategy(strategy, backbone="resnet50", weights="embedded", num_classe
     """
     if strategy not in STRATEGIES:
         raise ValueError(f"Received strategy={strategy!r}. Expected one of: {', '.join(STRATEGIES)}.")
+    check_head_rate_factor(strategy, head_rate_factor)
     spec = get_backbone(backbone)
     size = check_image_size(spec, image_size)
     rate = strategy_learning_rate(strategy, backbone, learning_rate)
@@ -254,6 +258,23 @@ def build_strategy(strategy, backbone="resnet50", weights="embedded", num_classe
     # A "hub:<path>" name holds slashes, which Keras model names cannot; its base has a clean name.
     model_name = base.name if spec.hub_handle is not None else backbone
     model = keras.Model(inputs, head(features), name=f"{model_name}_{strategy}")
+    factors = None
+    if head_rate_factor != 1:
+        factors = {variable.path: head_rate_factor for variable in head.trainable_weights}
+        description += f" The head learns at {head_rate_factor:g} times the base's rate."
     if compile:
-        compile_model(model, rate)
+        compile_model(model, rate, rate_factors=factors)
     return StrategyModel(model, base, head, strategy, description, rate, spec.preprocess)
+
+
+def check_head_rate_factor(strategy, head_rate_factor):
+    """Raise unless `head_rate_factor` is a number > 0, and 1 for every strategy but fine-tuning (where
+    the head and the base are the only two parts that train)."""
+    if not isinstance(head_rate_factor, (int, float)) or isinstance(head_rate_factor, bool) \
+            or not head_rate_factor > 0:
+        raise ValueError(f"Received head_rate_factor={head_rate_factor!r}. Expected a number > 0 "
+                         "(10: the head learns ten times as fast as the base; 1: one rate).")
+    if head_rate_factor != 1 and strategy != "fine_tune":
+        raise ValueError(f"Received head_rate_factor={head_rate_factor!r} with strategy={strategy!r}. "
+                         "Expected 1: a separate head rate is for \"fine_tune\", where a pretrained base "
+                         "trains beside a new head.")

@@ -38,6 +38,22 @@ WEIGHT_NAMES = {
 GROUP_FIELDS = ("backbone", "weights", "strategy", "labels_per_class")
 
 
+def backbone_name(name):
+    """A registry name as a reader knows it: "ResNet50" for `resnet50`; unknown names unchanged."""
+    return BACKBONE_NAMES.get(name, name)
+
+
+def model_title(backbone, weights):
+    """A model as a title names it: "ResNet50 (garment source)"."""
+    return f"{backbone_name(backbone)} ({WEIGHT_NAMES.get(weights, weights)})"
+
+
+def is_random_features(group):
+    """Whether a run group is the random-features control: a frozen base with random weights (a study's
+    `"random"` or a run's `weights="none"`)."""
+    return group["strategy"] == "feature_extraction" and group.get("weights") in ("random", "none")
+
+
 def _axes(ax):
     """Returns `ax`, or the axes of a new pyplot figure (so notebooks display it) when None."""
     if ax is not None:
@@ -65,11 +81,11 @@ def group_label(group, varying):
     reader's words ("random features" for feature extraction from random weights, "ResNet50" for
     `resnet50`)."""
     strategy, weights = group["strategy"], group.get("weights")
-    random_features = strategy == "feature_extraction" and weights == "random"
+    random_features = is_random_features(group)
     label = "random features" if random_features else STRATEGY_NAMES.get(strategy, strategy)
     extras = []
     if "backbone" in varying and group["backbone"] != strategy:
-        extras.append(BACKBONE_NAMES.get(group["backbone"], group["backbone"]))
+        extras.append(backbone_name(group["backbone"]))
     if "weights" in varying and not random_features and strategy not in ("scratch", "small_cnn"):
         extras.append(WEIGHT_NAMES.get(weights, weights))
     if "labels_per_class" in varying:
@@ -96,9 +112,8 @@ def _varying(groups, fields=GROUP_FIELDS):
     # weights only when one strategy uses several.
     by_strategy = {}
     for group in groups:
-        random_features = group["strategy"] == "feature_extraction" and group.get("weights") == "random"
-        by_strategy.setdefault("random features" if random_features else group["strategy"], set()).add(
-            group.get("weights"))
+        by_strategy.setdefault("random features" if is_random_features(group) else group["strategy"],
+                               set()).add(group.get("weights"))
     if "weights" in fields and any(len(weights) > 1 for weights in by_strategy.values()):
         varying.add("weights")
     return varying
@@ -346,7 +361,7 @@ def plot_label_budget(data, ax=None):
                     color=f"C{index % 10}", marker="o", capsize=3,
                     label=group_label(line_rows[0], varying))
         # Random features are a control: no "catches up" mark for them.
-        if baseline is None or strategy in curves.BASELINES or weights == "random":
+        if baseline is None or strategy in curves.BASELINES or is_random_features(line_rows[0]):
             continue
         found = curves.crossover(rows, strategy, baseline, backbone=backbone, weights=weights)
         if found is not None:
@@ -361,7 +376,8 @@ def plot_label_budget(data, ax=None):
     ax.set_xticks(budgets, [str(budget) for budget in budgets])
     ax.minorticks_off()
     ax.set_xlabel("labels per class (log scale)")
-    ax.set_ylabel("test accuracy (mean; bars: ± std over seeds)")
+    ax.set_ylabel("test accuracy (one run per point)" if {row["n_seeds"] for row in rows} == {1}
+                  else "test accuracy (mean; bars: ± std over seeds)")
     ax.set_title("Test accuracy vs labelled examples per class")
     _legend_below(ax)
     return ax

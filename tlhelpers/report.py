@@ -47,7 +47,7 @@ def summary_table(summary_rows):
     for row in summary_rows:
         spread = f" ± {row['test_accuracy_std']:.3f}" if row["n_seeds"] > 1 else ""
         lines.append(
-            f"| {plots.BACKBONE_NAMES.get(row['backbone'], row['backbone'])} "
+            f"| {plots.backbone_name(row['backbone'])} "
             f"| {plots.WEIGHT_NAMES.get(row['weights'], row['weights'])} "
             f"| {plots.STRATEGY_NAMES.get(row['strategy'], row['strategy'])} | {row['labels_per_class']} "
             f"| {row['n_seeds']} | {row['test_accuracy_mean']:.3f}{spread} "

@@ -41,6 +41,7 @@ ARM_NAMES = {
     "feature_extraction": "feature extraction", "random_features": "random features (same head)",
     "fine_tune": "fine-tuning", "scratch": "same architecture from scratch", "small_cnn": "small CNN",
     "pixels": "pixels (logistic regression)",
+    "fine_tune_head_x10": "fine-tuning, head at 10x the rate", "fine_tune_augmented": "fine-tuning, augmented",
 }
 
 
@@ -337,6 +338,7 @@ def reading(results, pixels, rows=None):
 def summary_table(results, pixels):
     """Markdown table: test accuracy mean and 95% interval per backbone, arm and budget."""
     from tlhelpers.curves import aggregate, interval_text
+    from tlhelpers.plots import backbone_name
 
     lines = ["| backbone | arm | labels/class | seeds | steps | test accuracy (95% interval) |",
              "|---|---|---:|---:|---:|---|"]
@@ -350,7 +352,7 @@ def summary_table(results, pixels):
         values = [r if isinstance(r, float) else r.test_accuracy for r in runs]
         stats = aggregate(values)
         steps = runs[0].config["steps"] if not isinstance(runs[0], float) else "-"
-        lines.append(f"| {backbone} | {ARM_NAMES[arm]} | {n} | {len(values)} | {steps} | "
+        lines.append(f"| {backbone_name(backbone)} | {ARM_NAMES[arm]} | {n} | {len(values)} | {steps} | "
                      f"{interval_text(stats['mean'], stats['ci_low'], stats['ci_high'])} |")
     return "\n".join(lines)
 
@@ -395,7 +397,7 @@ def write_study_report(out_dir, results, pixels, config):
         shown = sorted((r for r in results if r.labels_per_class == smallest and r.backbone in (backbone, "small_cnn")),
                        key=lambda r: list(ARMS).index(r.config["arm"]))
         plots.plot_learning_curves(shown, ax=ax)
-        ax.set_title(f"{plots.BACKBONE_NAMES.get(backbone, backbone)}, {smallest} labels per class")
+        ax.set_title(f"{plots.backbone_name(backbone)}, {smallest} labels per class")
     _save_figure(figure, paths["learning_curves"])
     return paths
 

@@ -12,7 +12,8 @@ import tensorflow as tf
 from tlhelpers import distribution, model_pool
 from tlhelpers.features import cached_features
 from tlhelpers.models import (
-    DEFAULT_FREEZE_STAGE, build_head, build_strategy, count_params, strategy_learning_rate,
+    DEFAULT_FREEZE_STAGE, build_head, build_strategy, check_head_rate_factor, count_params,
+    strategy_learning_rate,
 )
 from tlhelpers.pipeline import make_dataset
 from tlhelpers.protocol import (
@@ -123,7 +124,8 @@ def _bn_batches(model, data, size, preprocess, protocol, seed):
 
 def train_run(splits, strategy, backbone="resnet50", weights="embedded", image_size=32, protocol=None, *,
               seed=0, freeze_stage=None, hidden_units=(), dropout=0.2, use_feature_cache=True, augment=False,
-              cache_dir=None, verbose=1, weights_options=None, reuse_models=True, distribute=None):
+              head_rate_factor=1.0, cache_dir=None, verbose=1, weights_options=None, reuse_models=True,
+              distribute=None):
     """Train one strategy on one task and record its learning curves.
 
     Args:
@@ -145,6 +147,9 @@ def train_run(splits, strategy, backbone="resnet50", weights="embedded", image_s
         use_feature_cache: Feature extraction without augmentation trains the
             head on cached features instead of running the base every epoch.
         augment: Random flips and shifts (the base then runs in the graph).
+        head_rate_factor: For `"fine_tune"`: the head learns at this multiple
+            of the learning rate, the unfrozen base at the rate itself
+            (discriminative learning rates); 1: one rate.
         cache_dir: Package cache folder.
         verbose: 0 silent, 1 progress bars, 2 one line per epoch.
         weights_options: Extra options for `weights="embedded"`.
@@ -163,6 +168,7 @@ def train_run(splits, strategy, backbone="resnet50", weights="embedded", image_s
         A `RunResult`.
     """
     protocol = Protocol() if protocol is None else protocol
+    check_head_rate_factor(strategy, head_rate_factor)
     if isinstance(protocol, FixedSchedule):
         epochs, eval_every, head_epochs = protocol.epochs, protocol.eval_every, protocol.head_epochs
     elif isinstance(protocol, Protocol):
@@ -207,7 +213,9 @@ def train_run(splits, strategy, backbone="resnet50", weights="embedded", image_s
         def build(kind=strategy, rate=learning_rate, compile=True):
             return build_strategy(kind, backbone, weights, num_classes, size, freeze_stage=freeze_stage,
                                   learning_rate=rate, hidden_units=hidden_units, dropout=dropout, seed=seed,
-                                  augment=augment, compile=compile, **weights_options)
+                                  augment=augment, head_rate_factor=head_rate_factor if kind == "fine_tune" else 1,
+                                  compile=compile,
+                                  **weights_options)
 
         def fresh_state(kind=strategy):
             # A new transfer model's variables without building one (see model_pool.transfer_state).
@@ -217,11 +225,11 @@ def train_run(splits, strategy, backbone="resnet50", weights="embedded", image_s
                                              seed, **weights_options)
 
         acquire = model_pool.acquire if reuse_models else _fresh
-        # What changes the graph: not the learning rate (an optimizer variable), and the
-        # default freeze stage is the same graph as naming it.
+        # What changes the graph: not the learning rate (an optimizer variable; the head's factor is
+        # traced into the step), and the default freeze stage is the same graph as naming it.
         stage = (DEFAULT_FREEZE_STAGE if freeze_stage is None else freeze_stage) if strategy == "fine_tune" else None
         key = (strategy, backbone, str(weights), size, num_classes, stage, tuple(hidden_units), dropout,
-               augment, repr(sorted(weights_options.items())), id(distribute))
+               augment, head_rate_factor, repr(sorted(weights_options.items())), id(distribute))
         history = None
         rate = strategy_learning_rate(strategy, backbone, learning_rate)
         with _scope(distribute):
@@ -269,6 +277,7 @@ def train_run(splits, strategy, backbone="resnet50", weights="embedded", image_s
                 "eval_every": eval_every, "head_epochs": head_epochs,
                 "freeze_stage": freeze_stage, "learning_rate": learning_rate, "batch_size": batch_size,
                 "hidden_units": list(hidden_units), "dropout": dropout, "augment": augment,
+                **({"head_rate_factor": head_rate_factor} if head_rate_factor != 1 else {}),
                 "feature_cache": strategy == "feature_extraction" and use_feature_cache and not augment,
                 "classes": list(splits.class_names),
                 **({"protocol": stopping.to_dict(), **stop,
