@@ -215,3 +215,18 @@ def test_learning_curves_evaluated_every_n_steps_read_in_steps(two_strategies):
     assert ax.get_xlabel() == "gradient steps (evaluated every 20)"
     ticks = {tick.get_position()[0]: tick.get_text() for tick in ax.get_xticklabels()}
     assert ticks[2.0] == "40" and ticks[4.0] == "80"
+
+
+def test_random_features_from_a_run_without_weights_are_named_so_and_one_seed_shows_no_spread(budget_runs):
+    # `train_run(..., "feature_extraction", weights="none")` records weights "none": still random features.
+    control = [dataclasses.replace(make_run("feature_extraction", run.labels_per_class, 0, 0.2, 0.25),
+                                   weights="none") for run in budget_runs if run.strategy == "scratch" and run.seed == 0]
+    group = {"strategy": "feature_extraction", "weights": "none", "backbone": "resnet50"}
+    assert plots.is_random_features(group) and plots.group_label(group, set()) == "random features"
+    one_seed = [run for run in budget_runs if run.seed == 0] + control
+    ax = plots.plot_label_budget(one_seed)
+    assert [text.get_text() for text in ax.get_legend().get_texts()] == [
+        "scratch", "feature extraction", "random features"]
+    assert ax.get_ylabel() == "test accuracy (one run per point)"
+    assert plots.model_title("resnet50", "embedded") == "ResNet50 (garment source)"
+    assert plots.backbone_name("a_new_backbone") == "a_new_backbone"
