@@ -27,7 +27,6 @@ from pathlib import Path
 
 from tlhelpers import budget_study, curves
 from tlhelpers.results import atomic_write_text
-from tlhelpers.run_store import RunStore
 from tlhelpers.study import ARM_NAMES, DATASET_TITLES
 
 from imagenet_transfer import machine  # docs/imagenet_transfer.py, beside this script
@@ -52,29 +51,17 @@ def scenario_groups(target, train=True):
     study's own runs). `train=False` reads only what is stored."""
     if target == STUDY.dataset:
         return budget_study.stored_runs(STUDY, budget_study.study_folder(STUDY.weights) / "runs")[0]
-    folder = FOLDER / "runs" / target
-    if not train:
-        stored = {}
-        for spec, result in RunStore(folder).items():
-            if (spec["arm"] in ARMS and spec["seed"] in SEEDS and spec["labels_per_class"] == BUDGET
-                    and "recipe" not in spec):
-                stored.setdefault((spec["arm"], spec["backbone"], BUDGET), []).append(result)
-        return {key: sorted(runs, key=lambda r: r.seed) for key, runs in stored.items()}
-    found = budget_study.scenario_runs(STUDY, target, ARMS, BUDGET, SEEDS, verbose=1, folder=folder)
-    return {(arm, backbone, BUDGET): runs for (arm, backbone), runs in found.items()}
+    found = budget_study.scenario_runs(STUDY, target, ARMS, BUDGET, SEEDS, verbose=int(train),
+                                       folder=FOLDER / "runs" / target, train=train)
+    return {(arm, backbone, BUDGET): runs for (arm, backbone), runs in found.items() if runs}
 
 
 def recipe_rows(target, train=True):
     """Markdown rows of plain fine-tuning and each recipe on `target`, and their paired differences
     (Holm-corrected over the target's comparisons). `train=False` reads only what is stored."""
     groups = budget_study.recipe_groups(STUDY, target, SEEDS, FOLDER / "runs" / target, BUDGET, train)
-    rows = []
-    for name in ("fine_tune", *budget_study.RECIPES):
-        runs = groups.get((name, BACKBONE, BUDGET), [])
-        if runs:
-            steps = [r.config["stopped_step"] for r in runs]
-            rows.append(f"| {DATASET_TITLES[target]} | {ARM_NAMES[name]} | {interval(runs)} | {len(runs)} | "
-                        f"{min(steps)} to {max(steps)} | " + ", ".join(f"{r.test_accuracy:.3f}" for r in runs) + " |")
+    rows = [run_row(target, name, groups[name, BACKBONE, BUDGET]) for name in ("fine_tune", *budget_study.RECIPES)
+            if (name, BACKBONE, BUDGET) in groups]
     return rows, budget_study.metric_comparisons(groups, budget_study.recipe_pairs(BACKBONE), BUDGET,
                                                  metrics=("test_accuracy",))
 
@@ -85,18 +72,26 @@ def interval(runs):
     return curves.interval_text(summary["mean"], summary["ci_low"], summary["ci_high"])
 
 
+def run_row(target, name, runs, rate=False):
+    """A Markdown row of one arm's runs: mean test accuracy with its interval, the seeds, the learning rate
+    (with `rate`), the stopping steps and each seed's accuracy."""
+    steps = [r.config["stopped_step"] for r in runs]
+    used = f"{runs[0].config['learning_rate_used']:g} | " if rate else ""
+    return (f"| {DATASET_TITLES[target]} | {ARM_NAMES[name]} | {interval(runs)} | {len(runs)} | {used}"
+            f"{min(steps)} to {max(steps)} | " + ", ".join(f"{r.test_accuracy:.3f}" for r in runs) + " |")
+
+
 def arm_rows(target, groups):
     """Markdown rows: each arm's mean test accuracy with its interval, the seeds, rate and stopping steps."""
-    rows = []
-    for arm in ARMS:
-        runs = groups.get((arm, BACKBONE, BUDGET), [])
-        if not runs:
-            continue
-        steps = [r.config["stopped_step"] for r in runs]
-        rows.append(f"| {DATASET_TITLES[target]} | {ARM_NAMES[arm]} | {interval(runs)} | {len(runs)} | "
-                    f"{runs[0].config['learning_rate_used']:g} | {min(steps)} to {max(steps)} | "
-                    + ", ".join(f"{r.test_accuracy:.3f}" for r in runs) + " |")
-    return rows
+    return [run_row(target, arm, groups[arm, BACKBONE, BUDGET], rate=True) for arm in ARMS
+            if groups.get((arm, BACKBONE, BUDGET))]
+
+
+def difference_row(target, row):
+    """A Markdown row of one Holm-corrected paired difference (`budget_study.metric_comparisons`)."""
+    return (f"| {DATASET_TITLES[target]} | {ARM_NAMES[row['arm']]} - {ARM_NAMES[row['control']]} | "
+            f"{curves.interval_text(row['difference'], row['ci_low'], row['ci_high'], signed=True)} | "
+            f"{row['p_holm']:.3g} | {row['verdict']} |")
 
 
 def report(elapsed=None):
@@ -122,14 +117,12 @@ def report(elapsed=None):
     lines += ["", "Paired differences of test accuracy (same training images per seed), Holm-corrected over "
               "the three comparisons of each target:", "",
               "| target | arm - control | difference (95% interval) | p (Holm) | verdict |", "|---|---|---|---:|---|"]
-    lines += [f"| {DATASET_TITLES[target]} | {ARM_NAMES[r['arm']]} - {ARM_NAMES[r['control']]} | "
-              f"{curves.interval_text(r['difference'], r['ci_low'], r['ci_high'], signed=True)} | {r['p_holm']:.3g} | "
-              f"{r['verdict']} |" for target, r in comparisons]
+    lines += [difference_row(target, r) for target, r in comparisons]
     rows, differences = [], []
     for target in RECIPE_TARGETS:
         found, compared = recipe_rows(target, train=False)
         rows += found
-        differences += [{**r, "dataset": target} for r in compared]
+        differences += [difference_row(target, r) for r in compared]
     lines += ["", "## Two changes to fine-tuning's recipe", "",
               "Fine-tuning as above (base at the study's 1e-4, stages 4 and 5 and the head trained) against the "
               "same runs with the head at ten times that rate (1e-3, the rate the study chose for a head on "
@@ -140,11 +133,8 @@ def report(elapsed=None):
               "|---|---|---|---:|---|---|", *rows, "",
               "Paired differences of test accuracy with plain fine-tuning, Holm-corrected over each target's "
               "two:", "",
-              "| target | recipe - plain fine-tuning | difference (95% interval) | p (Holm) | verdict |",
-              "|---|---|---|---:|---|"]
-    lines += [f"| {DATASET_TITLES[r['dataset']]} | {ARM_NAMES[r['arm']]} | "
-              f"{curves.interval_text(r['difference'], r['ci_low'], r['ci_high'], signed=True)} | {r['p_holm']:.3g} | "
-              f"{r['verdict']} |" for r in differences]
+              "| target | recipe - control | difference (95% interval) | p (Holm) | verdict |",
+              "|---|---|---|---:|---|", *differences]
     larger = budget_study.stored_runs(LARGER, LARGER_FOLDER / "runs")[0]
     lines += ["", f"## The cluttered garments at {LARGER.image_size} px", "",
               f"Feature extraction and random features at {LARGER.image_size} px, the whole budget study "
