@@ -68,11 +68,12 @@ notebooks: $(STAMP)
 		$(PY) notebooks/tidy_outputs.py $$notebook; \
 	done
 
-## make run: the main experiment from scratch, under the training protocol: feature extraction
+## make run: the main experiment from an empty run store, under the training protocol: feature extraction
 ## against its matched controls (random features, the small CNN, pixels) on Fashion-MNIST in
 ## clutter, both sources, 10-250 labels per class, 5 seeds, learning rates chosen on validation.
 ## Runs are stored one by one in report/runs/ (not committed), so an interrupted run continues
-## where it stopped; HOURS=1 limits a piece. Fine-tuning and scratch: make budget-study.
+## where it stopped; HOURS=1 limits a piece (its report covers what is stored so far).
+## Fine-tuning and scratch: make budget-study.
 run: $(STAMP)
 	$(PY) -m tlhelpers budget-study --arms feature_extraction random_features small_cnn --out report \
 		$(if $(HOURS),--hours $(HOURS))

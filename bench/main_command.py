@@ -1,4 +1,4 @@
-"""Benchmark 3: the main command, `make run`, warm and (optionally) cold.
+"""Benchmark 3: the main command, `make run`, with a warm or (`--cold`) a cold cache.
 
 `make run` is `tlhelpers budget-study` with the cheap arms (feature extraction,
 random features, the small CNN, pixels; both sources, 10 to 250 labels per
@@ -38,7 +38,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cold", action="store_true", help="run with an empty package cache instead")
     parser.add_argument("--keep", metavar="DIR",
-                        help="write the report to DIR/warm (or DIR/cold) to compare it with report/")
+                        help="write the report to DIR/warm (or DIR/cold) to compare it with report/; "
+                             "DIR must be new, or its stored runs are skipped")
     args = parser.parse_args()
 
     print(machine())
