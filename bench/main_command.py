@@ -43,16 +43,14 @@ def main():
     args = parser.parse_args()
 
     print(machine())
-    rows = []
+    kind = "cold" if args.cold else "warm"
     with tempfile.TemporaryDirectory() as scratch:
-        kinds = [("cold", os.path.join(scratch, "cache"))] if args.cold else [("warm", None)]
-        for kind, cache in kinds:
-            out = os.path.join(args.keep or scratch, kind)
-            _, seconds = timed(run_command, out, cache)
-            rows.append((f"{kind}: wall time", f"{seconds:.0f} s ({seconds / 60:.1f} min)"))
+        cache = os.path.join(scratch, "cache") if args.cold else None
+        _, seconds = timed(run_command, os.path.join(args.keep or scratch, kind), cache)
     # ru_maxrss of finished children is in kilobytes on Linux: the largest child's peak.
     peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024 ** 2
-    rows.append(("peak resident memory (largest run)", f"{peak:.2f} GB"))
+    rows = [(f"{kind}: wall time", f"{seconds:.0f} s ({seconds / 60:.1f} min)"),
+            ("peak resident memory (largest run)", f"{peak:.2f} GB")]
     report("Main command (make run: the cheap arms of the budget study, 177 runs at 48 px)", rows,
            target="cold under 60 min on an AVX2-only CPU, peak memory under 3 GB")
 
