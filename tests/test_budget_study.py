@@ -5,7 +5,7 @@ import dataclasses
 import numpy as np
 import pytest
 
-from tlhelpers import budget_study, datasets
+from tlhelpers import budget_study, datasets, plots
 from tlhelpers.protocol import Protocol
 from tlhelpers.run_store import RunStore
 
@@ -109,6 +109,9 @@ def test_build_in_pieces_then_report(tmp_path, cache_dir, monkeypatch):
     summary = paths["summary"].read_text()
     assert "Holm" in summary and "| ResNet50 | small CNN |" not in summary and "| small CNN | small CNN |" in summary
     assert paths["figure"].stat().st_size > 10_000
+    analysis = budget_study.analyse(TINY, folder, budget_study.pixel_accuracies(TINY))
+    [panel] = budget_study.budget_figure(TINY, analysis).axes
+    assert panel.get_title() == f"ResNet50 ({plots.WEIGHT_NAMES[TINY.weights]})"
     # Another protocol is another study: nothing stored applies to it.
     other = dataclasses.replace(TINY, protocol=dataclasses.replace(TINY.protocol, patience=3))
     assert budget_study.build(other, folder, hours=0, verbose=0)["pending"] == sum(grids.values())

@@ -1,12 +1,13 @@
 """The main command: validation before training, clear errors, an end-to-end report."""
 
 import json
+import os
 import subprocess
 import sys
 
 import pytest
 
-from tlhelpers import cli
+from tlhelpers import cli, quiet
 from tlhelpers.backbones import build_base
 
 
@@ -67,9 +68,12 @@ def test_end_to_end_report(tmp_path, cache_dir):
                "--strategies", "feature_extraction", "small_cnn", "--labels-per-class", "3", "6",
                "--seeds", "0", "1", "--epochs", "2", "--head-epochs", "0", "--validation-per-class", "5",
                "--dataset", "digits", "--out", str(out)]
-    completed = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    env = {key: value for key, value in os.environ.items() if key != "TF_CPP_MIN_LOG_LEVEL"}
+    completed = subprocess.run(command, capture_output=True, text=True, timeout=600, env=env)
     assert completed.returncode == 0, completed.stderr[-2000:]
     assert "[8/8]" in completed.stdout
+    # TensorFlow's start-up notices do not reach the user.
+    assert not any(notice in completed.stderr for notice in quiet.START_UP_NOTICES), completed.stderr[:2000]
     payload = json.loads((out / "results.json").read_text())
     assert payload["config"]["dataset"] == "digits"
     assert len(payload["runs"]) == 8

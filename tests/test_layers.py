@@ -14,7 +14,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "tlhelpers"
 
 # Bottom to top. The same list, with what each layer is for, is in CONTRIBUTING.md.
 LAYERS = (
-    ("utilities", {"errors", "paths", "results", "run_store", "optimizers", "distribution", "runtime"}),
+    ("utilities", {"errors", "paths", "quiet", "results", "run_store", "optimizers", "distribution", "runtime"}),
     ("registry", {"architectures", "registry"}),
     ("data", {"clutter", "datasets", "folders", "downloads", "photos", "pipeline", "sample_photos"}),
     ("weight sources", {"features", "hub", "imagenet_ports", "keras_hub_presets", "source_models", "shipped_sources",

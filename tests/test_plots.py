@@ -230,3 +230,75 @@ def test_random_features_from_a_run_without_weights_are_named_so_and_one_seed_sh
     assert ax.get_ylabel() == "test accuracy (one run per point)"
     assert plots.model_title("resnet50", "embedded") == "ResNet50 (garment source)"
     assert plots.backbone_name("a_new_backbone") == "a_new_backbone"
+
+
+def test_coinciding_curves_stay_visible_each_line_thinner_than_the_one_before():
+    flat = np.full(6, 0.2)
+    runs = [synthetic_run("scratch", 10, 0, flat, 0.2, backbone=name) for name in ("resnet50", "vgg16")]
+    runs.append(synthetic_run("small_cnn", 10, 0, flat, 0.2, backbone="small_cnn"))
+    ax = plots.plot_learning_curves(runs, mark_metrics=False)
+    widths = [line.get_linewidth() for line in ax.lines[:3]]
+    assert widths == sorted(widths, reverse=True) and len(set(widths)) == 3
+    assert (widths[0], widths[-1]) == plots.LINE_WIDTHS
+
+
+def test_a_loss_that_explodes_gets_a_log_axis_read_at_1_2_5_and_a_tame_one_does_not():
+    exploding = synthetic_run("scratch", 10, 0, np.linspace(0.2, 0.4, 6), 0.4)
+    exploding.history["val_loss"] = [2.3, 9.0, 18.0, float("nan"), 12.0, 10.0]
+    tame = synthetic_run("fine_tune", 10, 0, np.linspace(0.2, 0.8, 6), 0.8)
+    figure, (log_ax, linear_ax) = pyplot.subplots(1, 2)
+    plots.plot_learning_curves([exploding, tame], key="val_loss", ax=log_ax, mark_metrics=False)
+    assert log_ax.get_yscale() == "log"
+    figure.canvas.draw()
+    shown = [label.get_text() for label in log_ax.get_yticklabels() if label.get_text()]
+    assert shown and set(shown) <= {"0.1", "0.2", "0.5", "1", "2", "5", "10", "20", "50"}
+    plots.plot_learning_curves([tame], key="val_loss", ax=linear_ax, mark_metrics=False)
+    assert linear_ax.get_yscale() == "linear"
+
+
+def test_still_rising_is_written_inside_the_axes_left_of_the_curves_end():
+    rising = [synthetic_run("scratch", 10, seed, np.linspace(0.1, 0.6, 9), 0.6) for seed in range(2)]
+    figure, ax = pyplot.subplots(figsize=(6, 4))
+    plots.plot_learning_curves(rising, ax=ax)
+    figure.canvas.draw()
+    [label] = ax.texts
+    box, axes_box = label.get_window_extent(), ax.get_window_extent()
+    assert label.get_text() == "still rising" and label.get_bbox_patch() is not None
+    assert axes_box.x0 <= box.x0 and box.x1 <= axes_box.x1 and axes_box.y0 <= box.y0 and box.y1 <= axes_box.y1
+    end_x = ax.transData.transform((8, 0.6))[0]
+    assert box.x1 <= end_x
+
+
+@pytest.mark.parametrize("length", [1, 3, 40])
+def test_ticks_fall_on_whole_evaluations(length):
+    runs = [synthetic_run("scratch", 10, 0, np.linspace(0.1, 0.5, length), 0.5)]
+    figure, ax = pyplot.subplots()
+    plots.plot_learning_curves(runs, ax=ax, mark_metrics=False)
+    figure.canvas.draw()
+    low, high = ax.get_xlim()
+    ticks = [tick for tick in ax.get_xticks() if low <= tick <= high]
+    assert ticks and all(float(tick).is_integer() for tick in ticks)
+
+
+def test_a_shared_y_axis_is_named_once_per_row_on_its_leftmost_panel(two_strategies):
+    figure, axes = pyplot.subplots(2, 2, sharey="row")
+    for ax in axes.ravel():
+        plots.plot_learning_curves(two_strategies, ax=ax, mark_metrics=False)
+    assert [[ax.get_ylabel() for ax in row] for row in axes] == [["validation accuracy", ""]] * 2
+    figure, axes = pyplot.subplots(2, 2, sharey="col")
+    for ax in axes.ravel():
+        plots.plot_budget_curves([{"arm": "small_cnn", "labels_per_class": 10, "test_accuracy": 0.5,
+                                   "ci_low": 0.4, "ci_high": 0.6}], {"small_cnn": "small CNN"}, ax=ax)
+    assert all(ax.get_ylabel().startswith("test accuracy") for ax in axes.ravel())
+
+
+def test_range_test_legend_sits_below_the_axes():
+    from tlhelpers.lr_finder import RangeTest
+
+    rates = np.geomspace(1e-5, 1.0, 50)
+    losses = np.concatenate([np.linspace(2.3, 0.5, 40), np.linspace(0.6, 5.0, 10)])
+    test = RangeTest(rates=rates, losses=losses, smoothed=losses, lowest=1e-2, suggestion=1e-3, stopped="end")
+    figure, ax = pyplot.subplots()
+    plots.plot_lr_range(test, ax=ax, marks={"1e-05 (a run above)": 1e-5})
+    figure.canvas.draw()
+    assert ax.get_legend().get_window_extent().y1 < ax.get_window_extent().y0

@@ -29,6 +29,9 @@ def test_image_grid_draws_one_axes_per_image():
                                        figure=Figure())
     assert len(figure.axes) == 5
     assert [ax.get_title() for ax in figure.axes] == list("abcde")
+    assert figure.get_suptitle() == ""
+    titled = visualize.plot_image_grid(np.zeros((2, 8, 8)), columns=2, figure=Figure(), title="Clip art")
+    assert titled.get_suptitle() == "Clip art"
 
 
 def test_filters_and_feature_maps():
@@ -114,5 +117,10 @@ def test_grad_cam_finds_the_evidence_for_each_class():
     assert visualize.heat_inside(heat, top_left).tolist() == [1.0, 0.0]
     assert visualize.heat_inside(np.zeros((1, 4, 4)), top_left[:1]).tolist() == [0.25]
     figure = visualize.plot_heat_maps(np.zeros((2, 8, 8)), predicted, titles=["a", "b"], boxes=[(0, 0, 4)] * 2,
-                                      figure=Figure())
-    assert len(figure.axes) == 2
+                                      figure=Figure(figsize=(8, 2)))
+    # The two images and a colour bar that reads the heat, right of every image.
+    *images, bar = figure.axes
+    assert len(images) == 2 and bar.get_ylabel().startswith("Grad-CAM heat")
+    assert bar.get_ylim() == (0.0, 1.0)
+    figure.canvas.draw()
+    assert bar.get_window_extent().x0 > max(ax.get_window_extent().x1 for ax in images)

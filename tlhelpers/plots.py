@@ -36,6 +36,8 @@ WEIGHT_NAMES = {
     "none": "random start",
 }
 GROUP_FIELDS = ("backbone", "weights", "strategy", "labels_per_class")
+# Each group's line is thinner than the one before, so curves that coincide all stay visible.
+LINE_WIDTHS = (2.6, 1.2)
 
 
 def backbone_name(name):
@@ -160,6 +162,7 @@ def plot_learning_curves(results, key="val_accuracy", ax=None, mark_metrics=True
     varying = _varying([dict(zip(GROUP_FIELDS, group)) for group in groups])
     counts = {len(runs) for runs in groups.values()}
     phases = {}
+    widths = np.linspace(*LINE_WIDTHS, len(groups)) if len(groups) > 1 else [2.0]
     for index, (group, runs) in enumerate(groups.items()):
         color = f"C{index % 10}"
         length = min(len(run.history[key]) for run in runs)
@@ -167,7 +170,7 @@ def plot_learning_curves(results, key="val_accuracy", ax=None, mark_metrics=True
         epochs = np.arange(length)
         mean = stacked.mean(axis=0)
         seeds = f" ({len(runs)} seed{'s' * (len(runs) > 1)})" if len(counts) > 1 else ""
-        ax.plot(epochs, mean, color=color, linewidth=2,
+        ax.plot(epochs, mean, color=color, linewidth=widths[index],
                 label=group_label(dict(zip(GROUP_FIELDS, group)), varying) + seeds)
         if len(runs) >= 2:
             ax.fill_between(epochs, stacked.min(axis=0), stacked.max(axis=0), color=color, alpha=0.2)
@@ -186,7 +189,9 @@ def plot_learning_curves(results, key="val_accuracy", ax=None, mark_metrics=True
         ax.annotate(name, (position, 1.0), xycoords=("data", "axes fraction"), xytext=(3, -12),
                     textcoords="offset points", fontsize=8, color="0.3")
     _label_evaluations(ax, results)
-    ax.set_ylabel(KEY_NAMES[key])
+    if "loss" in key:
+        _log_if_spread(ax, [run.history[key] for run in results])
+    name_y_axis(ax, KEY_NAMES[key])
     spread = "; band: lowest to highest seed" if max(counts) >= 2 else ""
     ax.set_title(f"Learning curves: {KEY_NAMES[key]}\n({seeds_text(counts)}{spread})", fontsize=10)
     _legend_below(ax)
@@ -200,10 +205,42 @@ def _legend_below(ax):
               frameon=False)
 
 
+def name_y_axis(ax, text):
+    """Names the y axis, but only on the leftmost of the panels side by side that share it (matplotlib's
+    `sharey`): the others show the same scale without repeating the name."""
+    spec = ax.get_subplotspec() if hasattr(ax, "get_subplotspec") else None
+    for other in ax.get_shared_y_axes().get_siblings(ax):
+        other_spec = other.get_subplotspec() if other is not ax and hasattr(other, "get_subplotspec") else None
+        if (spec is not None and other_spec is not None and other_spec.get_gridspec() is spec.get_gridspec()
+                and other_spec.rowspan.start == spec.rowspan.start
+                and other_spec.colspan.start < spec.colspan.start):
+            ax.set_ylabel("")
+            return
+    ax.set_ylabel(text)
+
+
+def _log_if_spread(ax, curves_drawn, ratio=10.0):
+    """A log y axis, labelled at 1, 2 and 5 of each decade, when the highest drawn value is over `ratio`
+    times the lowest (a loss that explodes for one arm would squash every other curve to the floor)."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    values = np.concatenate([np.asarray(curve, float).ravel() for curve in curves_drawn])
+    values = values[np.isfinite(values) & (values > 0)]
+    if values.size == 0 or values.max() <= ratio * values.min():
+        return
+    ax.set_yscale("log")
+    ax.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+    ax.yaxis.set_minor_formatter(NullFormatter())
+
+
 def _label_evaluations(ax, results):
     """Name the x-axis by what an evaluation index means: gradient steps when every run was evaluated
-    every N steps (ticks then read in steps), else passes over the training images."""
-    from matplotlib.ticker import FuncFormatter
+    every N steps (ticks then read in steps), else passes over the training images. Ticks fall on
+    whole evaluations only."""
+    from matplotlib.ticker import FuncFormatter, MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
 
     every = {run.config.get("eval_every") for run in results}
     if len(every) == 1 and None not in every:
@@ -243,8 +280,15 @@ def _mark_metrics(ax, metrics, first, last, color, end_value, key="val_accuracy"
     if levelled:
         ax.hlines(mean["asymptote"], first, last, color=color, linestyle="--", linewidth=1, alpha=0.6)
     else:
-        ax.annotate(_unlevelled_words(metrics, key), (last, end_value), xytext=(4, 0),
-                    textcoords="offset points", fontsize=8, color=color, va="center")
+        # Left of the curve's end, inside the axes (above the end, or below it near the top), on a
+        # light background.
+        low, high = ax.get_ylim()
+        below = ax.get_yscale() == "linear" and end_value > low + 0.85 * (high - low)
+        ax.annotate(_unlevelled_words(metrics, key), (last, end_value), xytext=(-4, -7 if below else 7),
+                    textcoords="offset points", fontsize=8, color=color, ha="right",
+                    va="top" if below else "bottom",
+                    bbox={"boxstyle": "round,pad=0.15", "facecolor": "white", "edgecolor": "none",
+                          "alpha": 0.8})
 
 
 def plot_metric_guide(result, key="val_accuracy", ax=None):
@@ -487,7 +531,7 @@ def plot_budget_curves(table, arm_names, ax=None, title=None):
     ax.set_xticks(budgets, [str(budget) for budget in budgets])
     ax.minorticks_off()
     ax.set_xlabel("labels per class (log scale)")
-    ax.set_ylabel("test accuracy (mean over seeds; band: 95% interval)")
+    name_y_axis(ax, "test accuracy (mean over seeds; band: 95% interval)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="best")
     if title:
@@ -519,5 +563,5 @@ def plot_lr_range(test, ax=None, marks=None, title="Learning-rate range test"):
     ax.set_ylabel("training loss")
     ax.set_ylim(top=min(float(np.max(test.losses)), 3 * float(np.min(test.smoothed))) * 1.05)
     ax.set_title(title)
-    ax.legend(fontsize=8, loc="best")
+    _legend_below(ax)
     return ax

@@ -17,7 +17,7 @@ def _figure(figure, size):
     return plt.figure(figsize=size)
 
 
-def plot_image_grid(images, titles=None, columns=8, figure=None, cmap="gray"):
+def plot_image_grid(images, titles=None, columns=8, figure=None, cmap="gray", title=None):
     """Draw images in a grid, one title each; returns the Figure.
 
     Args:
@@ -26,6 +26,7 @@ def plot_image_grid(images, titles=None, columns=8, figure=None, cmap="gray"):
         columns: Images per row.
         figure: Figure to draw on (a new one if None).
         cmap: Colour map for single-channel images.
+        title: Optional title of the whole grid, above it.
     """
     images = np.asarray(images)
     rows = int(np.ceil(len(images) / columns))
@@ -38,6 +39,8 @@ def plot_image_grid(images, titles=None, columns=8, figure=None, cmap="gray"):
         ax.set_yticks([])
         if titles is not None:
             ax.set_title(titles[index], fontsize=8)
+    if title:
+        figure.suptitle(title, fontsize=10)
     return figure
 
 
@@ -153,8 +156,10 @@ def heat_inside(heat, masks):
 
 
 def plot_heat_maps(images, heat, titles=None, boxes=None, columns=8, figure=None):
-    """Images in grey with their Grad-CAM heat on top (`plot_image_grid`'s grid); `boxes` `(y, x, side)`
-    outline each object."""
+    """Images in grey with their Grad-CAM heat on top (`plot_image_grid`'s grid) and a colour bar that
+    reads the heat; `boxes` `(y, x, side)` outline each object."""
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.colors import Normalize
     from matplotlib.patches import Rectangle
 
     rows = int(np.ceil(len(images) / columns))
@@ -166,7 +171,11 @@ def plot_heat_maps(images, heat, titles=None, boxes=None, columns=8, figure=None
         if boxes is not None:
             y, x, side = boxes[index]
             ax.add_patch(Rectangle((x - 0.5, y - 0.5), side, side, fill=False, color="white", linewidth=1))
-    figure.tight_layout()
+    # The grid keeps the left 90% of the figure; the colour bar gets its own axes on the right.
+    figure.tight_layout(rect=(0, 0, 0.9, 1))
+    bar = figure.colorbar(ScalarMappable(Normalize(0, 1), "jet"), cax=figure.add_axes((0.92, 0.2, 0.015, 0.6)))
+    bar.set_label("Grad-CAM heat (1: the strongest\nevidence in the image)", fontsize=8)
+    bar.ax.tick_params(labelsize=8)
     return figure
 
 
