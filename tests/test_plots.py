@@ -302,3 +302,25 @@ def test_range_test_legend_sits_below_the_axes():
     plots.plot_lr_range(test, ax=ax, marks={"1e-05 (a run above)": 1e-5})
     figure.canvas.draw()
     assert ax.get_legend().get_window_extent().y1 < ax.get_window_extent().y0
+
+
+def test_the_log_axis_is_decided_on_what_is_drawn_and_a_label_stays_inside_it():
+    # Seed 1 runs longer and its loss climbs to 30, but the group is drawn only as far as seed 0 went.
+    short = synthetic_run("scratch", 10, 0, np.linspace(0.2, 0.4, 6), 0.4)
+    long = synthetic_run("scratch", 10, 1, np.linspace(0.2, 0.4, 12), 0.4)
+    short.history["val_loss"] = [2.0, 1.6, 1.2, 1.0, 0.9, 0.8]
+    long.history["val_loss"] = [2.0, 1.5, 1.2, 1.0, 0.9, 0.8, 2.0, 5.0, 9.0, 15.0, 22.0, 30.0]
+    ax = plots.plot_learning_curves([short, long], key="val_loss", mark_metrics=False)
+    assert ax.get_yscale() == "linear"
+    pyplot.close("all")
+    # A wandering loss that ends near the top of a log axis: its words go under its end, inside the axes.
+    wander = [synthetic_run("scratch", 10, seed, np.full(9, 0.3), 0.3) for seed in range(2)]
+    for run in wander:
+        run.history["val_loss"] = [0.5, 20.0, 3.0, 25.0, 2.0, 30.0, 1.0, 30.0, 40.0]
+    figure, ax = pyplot.subplots(figsize=(6, 4))
+    plots.plot_learning_curves(wander, key="val_loss", ax=ax)
+    assert ax.get_yscale() == "log"
+    figure.canvas.draw()
+    for label in ax.texts:
+        box, axes_box = label.get_window_extent(), ax.get_window_extent()
+        assert axes_box.y0 <= box.y0 and box.y1 <= axes_box.y1, label.get_text()

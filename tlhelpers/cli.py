@@ -22,16 +22,10 @@ import sys
 import time
 from pathlib import Path
 
-from tlhelpers.quiet import import_tensorflow
-
-# TensorFlow's C++ start-up lines would bury the command's own messages (level 2 keeps its other
-# errors); the imports below load TensorFlow, so this comes first.
-import_tensorflow(log_level="2")
-
-from tlhelpers.registry import BACKBONES, KERAS_IMAGENET, WHEEL_IMAGENET  # noqa: E402
-from tlhelpers.distribution import DISTRIBUTE_CHOICES  # noqa: E402
-from tlhelpers.errors import TlhelpersError  # noqa: E402
-from tlhelpers.models import STRATEGIES  # noqa: E402
+from tlhelpers.registry import BACKBONES, KERAS_IMAGENET, WHEEL_IMAGENET
+from tlhelpers.distribution import DISTRIBUTE_CHOICES
+from tlhelpers.errors import TlhelpersError
+from tlhelpers.models import STRATEGIES
 
 EXIT_BAD_INPUT = 2
 

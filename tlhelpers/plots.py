@@ -132,8 +132,10 @@ def plot_learning_curves(results, key="val_accuracy", ax=None, mark_metrics=True
     at the start (the first evaluation after the phase begins), a short tangent
     with the fitted initial slope (cut where it reaches the asymptote level), and
     a dashed line at the asymptote, drawn only when every seed's curve levels off
-    ("still rising", or "no level" for curves that only wander, is written at the end of
-    the curve otherwise).
+    ("still rising", or "no level" for curves that only wander, is written left of the
+    curve's end otherwise). Each group's line is thinner than the one before, so curves
+    that coincide stay visible. A loss whose highest drawn value is over 10 times its
+    lowest gets a log axis.
     `plot_metric_guide` explains the marks on one curve. A dotted vertical line
     marks where a later phase begins (between epoch `p - 1` and epoch `p` for
     `phase_starts = [p]`).
@@ -163,10 +165,15 @@ def plot_learning_curves(results, key="val_accuracy", ax=None, mark_metrics=True
     counts = {len(runs) for runs in groups.values()}
     phases = {}
     widths = np.linspace(*LINE_WIDTHS, len(groups)) if len(groups) > 1 else [2.0]
-    for index, (group, runs) in enumerate(groups.items()):
+    # Each group's curves up to the last evaluation all its runs reached: what is drawn.
+    stacks = [np.array([run.history[key][:min(len(r.history[key]) for r in runs)] for run in runs], dtype=float)
+              for runs in groups.values()]
+    if "loss" in key:
+        _log_if_spread(ax, stacks)
+    near_top = _near_top(ax, stacks)
+    for index, ((group, runs), stacked) in enumerate(zip(groups.items(), stacks)):
         color = f"C{index % 10}"
-        length = min(len(run.history[key]) for run in runs)
-        stacked = np.array([run.history[key][:length] for run in runs], dtype=float)
+        length = stacked.shape[1]
         epochs = np.arange(length)
         mean = stacked.mean(axis=0)
         seeds = f" ({len(runs)} seed{'s' * (len(runs) > 1)})" if len(counts) > 1 else ""
@@ -179,7 +186,8 @@ def plot_learning_curves(results, key="val_accuracy", ax=None, mark_metrics=True
             bounds = [first for first, _ in per_run[0]][1:] + [length - 1]
             for phase, (first, _) in enumerate(per_run[0]):
                 metrics = [found[phase][1] for found in per_run if len(found) > phase]
-                _mark_metrics(ax, metrics, first, bounds[phase], color, mean[bounds[phase]], key)
+                _mark_metrics(ax, metrics, first, bounds[phase], color, mean[bounds[phase]], key,
+                              below=near_top(mean[bounds[phase]]))
         for run in runs:
             for phase_start in run.phase_starts:
                 phases.setdefault(phase_start - 1, run.strategy)
@@ -189,8 +197,6 @@ def plot_learning_curves(results, key="val_accuracy", ax=None, mark_metrics=True
         ax.annotate(name, (position, 1.0), xycoords=("data", "axes fraction"), xytext=(3, -12),
                     textcoords="offset points", fontsize=8, color="0.3")
     _label_evaluations(ax, results)
-    if "loss" in key:
-        _log_if_spread(ax, [run.history[key] for run in results])
     name_y_axis(ax, KEY_NAMES[key])
     spread = "; band: lowest to highest seed" if max(counts) >= 2 else ""
     ax.set_title(f"Learning curves: {KEY_NAMES[key]}\n({seeds_text(counts)}{spread})", fontsize=10)
@@ -234,6 +240,20 @@ def _log_if_spread(ax, curves_drawn, ratio=10.0):
     ax.yaxis.set_minor_formatter(NullFormatter())
 
 
+def _near_top(ax, curves_drawn, fraction=0.85):
+    """A test of whether a value lies in the top part of the range the drawn curves span (on the axis's
+    scale): a label there goes below its point, so that it stays inside the axes."""
+    values = np.concatenate([np.asarray(curve, float).ravel() for curve in curves_drawn])
+    log = ax.get_yscale() == "log"
+    values = values[np.isfinite(values) & ((values > 0) if log else True)]
+    if values.size == 0:
+        return lambda value: False
+    scale = np.log10 if log else (lambda value: value)
+    low, high = scale(values.min()), scale(values.max())
+    return lambda value: bool(high > low and np.isfinite(value) and (not log or value > 0)
+                              and (scale(value) - low) / (high - low) > fraction)
+
+
 def _label_evaluations(ax, results):
     """Name the x-axis by what an evaluation index means: gradient steps when every run was evaluated
     every N steps (ticks then read in steps), else passes over the training images. Ticks fall on
@@ -265,8 +285,9 @@ def _unlevelled_words(metrics, key):
     return "no level"
 
 
-def _mark_metrics(ax, metrics, first, last, color, end_value, key="val_accuracy"):
-    """Draws one phase's start marker, initial-slope tangent and asymptote (epochs `first..last`)."""
+def _mark_metrics(ax, metrics, first, last, color, end_value, key="val_accuracy", below=False):
+    """Draws one phase's start marker, initial-slope tangent and asymptote (epochs `first..last`); a
+    curve that does not level off gets its words left of its end, above it (`below`: under it)."""
     mean, levelled = _mean_metrics(metrics)
     span = last - first
     if span >= 1:
@@ -280,10 +301,7 @@ def _mark_metrics(ax, metrics, first, last, color, end_value, key="val_accuracy"
     if levelled:
         ax.hlines(mean["asymptote"], first, last, color=color, linestyle="--", linewidth=1, alpha=0.6)
     else:
-        # Left of the curve's end, inside the axes (above the end, or below it near the top), on a
-        # light background.
-        low, high = ax.get_ylim()
-        below = ax.get_yscale() == "linear" and end_value > low + 0.85 * (high - low)
+        # Left of the curve's end, on a light background.
         ax.annotate(_unlevelled_words(metrics, key), (last, end_value), xytext=(-4, -7 if below else 7),
                     textcoords="offset points", fontsize=8, color=color, ha="right",
                     va="top" if below else "bottom",
@@ -314,7 +332,8 @@ def plot_metric_guide(result, key="val_accuracy", ax=None):
         y0 = metrics.asymptote - metrics.slope * metrics.tau
         fitted = metrics.asymptote - (metrics.asymptote - y0) * np.exp(-smooth / metrics.tau)
         ax.plot(smooth, fitted, color="0.4", linestyle=":", label="fitted saturating curve")
-    _mark_metrics(ax, [metrics], 0, len(values) - 1, "C0", values[-1], key)
+    _mark_metrics(ax, [metrics], 0, len(values) - 1, "C0", values[-1], key,
+                  below=_near_top(ax, [values])(values[-1]))
     low, high = ax.get_ylim()
     # Below the start dot when there is room, else above it.
     start_offset = (25, -45) if metrics.start > low + 0.35 * (high - low) else (25, 25)

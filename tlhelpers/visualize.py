@@ -40,7 +40,8 @@ def plot_image_grid(images, titles=None, columns=8, figure=None, cmap="gray", ti
         if titles is not None:
             ax.set_title(titles[index], fontsize=8)
     if title:
-        figure.suptitle(title, fontsize=10)
+        # Above the figure's top edge, clear of the first row's titles (inline figures grow to fit it).
+        figure.suptitle(title, fontsize=10, y=1.0, va="bottom")
     return figure
 
 
@@ -173,7 +174,8 @@ def plot_heat_maps(images, heat, titles=None, boxes=None, columns=8, figure=None
             ax.add_patch(Rectangle((x - 0.5, y - 0.5), side, side, fill=False, color="white", linewidth=1))
     # The grid keeps the left 90% of the figure; the colour bar gets its own axes on the right.
     figure.tight_layout(rect=(0, 0, 0.9, 1))
-    bar = figure.colorbar(ScalarMappable(Normalize(0, 1), "jet"), cax=figure.add_axes((0.92, 0.2, 0.015, 0.6)))
+    bar = figure.colorbar(ScalarMappable(Normalize(0, 1), "jet"), cax=figure.add_axes((0.92, 0.2, 0.015, 0.6)),
+                          alpha=0.45)  # as strong as the heat drawn over the images
     bar.set_label("Grad-CAM heat (1: the strongest\nevidence in the image)", fontsize=8)
     bar.ax.tick_params(labelsize=8)
     return figure
