@@ -31,7 +31,7 @@ def test_image_grid_draws_one_axes_per_image():
     assert [ax.get_title() for ax in figure.axes] == list("abcde")
     assert figure.get_suptitle() == ""
     titled = visualize.plot_image_grid(np.zeros((2, 8, 8)), columns=2, figure=Figure(), title="Clip art")
-    assert titled.get_suptitle() == "Clip art"
+    assert titled.get_suptitle() == "Clip art" and titled._suptitle.get_ha() == "left"
 
 
 def test_filters_and_feature_maps():

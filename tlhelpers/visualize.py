@@ -40,8 +40,10 @@ def plot_image_grid(images, titles=None, columns=8, figure=None, cmap="gray", ti
         if titles is not None:
             ax.set_title(titles[index], fontsize=8)
     if title:
-        # Above the figure's top edge, clear of the first row's titles (inline figures grow to fit it).
-        figure.suptitle(title, fontsize=10, y=1.0, va="bottom")
+        # Above the figure's top edge, clear of the first row's titles (inline figures grow to fit it),
+        # from the first image's left edge: a short row does not fill the figure's width.
+        figure.suptitle(title, fontsize=10, x=figure.axes[0].get_position().x0 if len(images) else 0.5,
+                        ha="left" if len(images) else "center", y=1.0, va="bottom")
     return figure
 
 
