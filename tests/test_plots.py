@@ -324,3 +324,19 @@ def test_the_log_axis_is_decided_on_what_is_drawn_and_a_label_stays_inside_it():
     for label in ax.texts:
         box, axes_box = label.get_window_extent(), ax.get_window_extent()
         assert axes_box.y0 <= box.y0 and box.y1 <= axes_box.y1, label.get_text()
+
+
+def test_a_budget_curve_of_one_point_gets_an_error_bar_and_no_interval_stretches_the_axis():
+    rows = [{"arm": "small_cnn", "labels_per_class": n, "test_accuracy": 0.5 + 0.1 * i, "ci_low": 0.45 + 0.1 * i,
+             "ci_high": 0.55 + 0.1 * i} for i, n in enumerate((10, 25, 50))]
+    rows.append({"arm": "scratch", "labels_per_class": 10, "test_accuracy": 0.34, "ci_low": -0.49, "ci_high": 1.17})
+    ax = plots.plot_budget_curves(rows, {"small_cnn": "small CNN", "scratch": "same architecture from scratch"})
+    assert [type(c).__name__ for c in ax.containers] == ["ErrorbarContainer"]
+    low, high = ax.get_ylim()
+    assert 0.0 <= low and high <= 1.0
+
+
+def test_the_tangent_is_a_thin_dash_dotted_mark(two_strategies):
+    ax = plots.plot_learning_curves(two_strategies)
+    tangents = [line for line in ax.lines if line.get_linestyle() == "-."]
+    assert len(tangents) == 3 and all(line.get_linewidth() < 1.5 for line in tangents)

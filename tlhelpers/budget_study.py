@@ -565,16 +565,18 @@ def write_report(config, folder, out_dir=None):
 
 def budget_figure(config, analysis):
     """The report's figure: one panel per backbone (its arms with the small CNN), titled as a reader
-    names the model ("ResNet50 (garment source)")."""
+    names the model ("ResNet50 (garment source)"); a budget is drawn once all its seeds are stored (the
+    summary's tables show the others)."""
     from matplotlib.figure import Figure
 
     from tlhelpers import plots
     from tlhelpers.study import ARM_NAMES
 
-    backbones = [b for b in config.backbones if any(r["backbone"] == b for r in analysis["table"])]
+    complete = [r for r in analysis["table"] if r["seeds"] == len(config.seeds)]
+    backbones = [b for b in config.backbones if any(r["backbone"] == b for r in complete)]
     figure = Figure(figsize=(6.5 * max(1, len(backbones)), 4.8))
     for index, backbone in enumerate(backbones, start=1):
-        rows = [r for r in analysis["table"] if r["backbone"] in (backbone, "small_cnn")]
+        rows = [r for r in complete if r["backbone"] in (backbone, "small_cnn")]
         names = {arm: ARM_NAMES[arm] for arm in ARMS if any(r["arm"] == arm for r in rows)}
         plots.plot_budget_curves(rows, names, ax=figure.add_subplot(1, len(backbones), index),
                                  title=plots.model_title(backbone, config.weights))

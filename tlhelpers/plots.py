@@ -170,7 +170,7 @@ def plot_learning_curves(results, key="val_accuracy", ax=None, mark_metrics=True
               for runs in groups.values()]
     if "loss" in key:
         _log_if_spread(ax, stacks)
-    near_top = _near_top(ax, stacks)
+    labelled = False
     for index, ((group, runs), stacked) in enumerate(zip(groups.items(), stacks)):
         color = f"C{index % 10}"
         length = stacked.shape[1]
@@ -186,8 +186,9 @@ def plot_learning_curves(results, key="val_accuracy", ax=None, mark_metrics=True
             bounds = [first for first, _ in per_run[0]][1:] + [length - 1]
             for phase, (first, _) in enumerate(per_run[0]):
                 metrics = [found[phase][1] for found in per_run if len(found) > phase]
-                _mark_metrics(ax, metrics, first, bounds[phase], color, mean[bounds[phase]], key,
-                              below=near_top(mean[bounds[phase]]))
+                end = bounds[phase]
+                labelled |= _mark_metrics(ax, metrics, first, end, color, mean[end], key,
+                                          below=mean[end] < mean[max(first, end - 2)])
         for run in runs:
             for phase_start in run.phase_starts:
                 phases.setdefault(phase_start - 1, run.strategy)
@@ -196,6 +197,8 @@ def plot_learning_curves(results, key="val_accuracy", ax=None, mark_metrics=True
         ax.axvline(position, color="0.3", linestyle=":", linewidth=1.5, label=name)
         ax.annotate(name, (position, 1.0), xycoords=("data", "axes fraction"), xytext=(3, -12),
                     textcoords="offset points", fontsize=8, color="0.3")
+    if labelled:
+        ax.margins(y=0.15)  # room above and below the curves for their words
     _label_evaluations(ax, results)
     name_y_axis(ax, KEY_NAMES[key])
     spread = "; band: lowest to highest seed" if max(counts) >= 2 else ""
@@ -240,20 +243,6 @@ def _log_if_spread(ax, curves_drawn, ratio=10.0):
     ax.yaxis.set_minor_formatter(NullFormatter())
 
 
-def _near_top(ax, curves_drawn, fraction=0.85):
-    """A test of whether a value lies in the top part of the range the drawn curves span (on the axis's
-    scale): a label there goes below its point, so that it stays inside the axes."""
-    values = np.concatenate([np.asarray(curve, float).ravel() for curve in curves_drawn])
-    log = ax.get_yscale() == "log"
-    values = values[np.isfinite(values) & ((values > 0) if log else True)]
-    if values.size == 0:
-        return lambda value: False
-    scale = np.log10 if log else (lambda value: value)
-    low, high = scale(values.min()), scale(values.max())
-    return lambda value: bool(high > low and np.isfinite(value) and (not log or value > 0)
-                              and (scale(value) - low) / (high - low) > fraction)
-
-
 def _label_evaluations(ax, results):
     """Name the x-axis by what an evaluation index means: gradient steps when every run was evaluated
     every N steps (ticks then read in steps), else passes over the training images. Ticks fall on
@@ -287,7 +276,8 @@ def _unlevelled_words(metrics, key):
 
 def _mark_metrics(ax, metrics, first, last, color, end_value, key="val_accuracy", below=False):
     """Draws one phase's start marker, initial-slope tangent and asymptote (epochs `first..last`); a
-    curve that does not level off gets its words left of its end, above it (`below`: under it)."""
+    curve that does not level off gets its words left of its end, above it, or under it for a curve that
+    falls into its end (`below`), where the curve is not. Returns whether it wrote words."""
     mean, levelled = _mean_metrics(metrics)
     span = last - first
     if span >= 1:
@@ -296,17 +286,18 @@ def _mark_metrics(ax, metrics, first, last, color, end_value, key="val_accuracy"
     length = max(span, 1) / 4.0
     if mean["slope"] != 0:
         length = min(length, abs(mean["asymptote"] - mean["initial"]) / abs(mean["slope"])) or length
+    # Thin and dash-dotted: a mark, not a second curve.
     ax.plot([first, first + length], [mean["initial"], mean["initial"] + mean["slope"] * length],
-            color=color, linewidth=1.5, linestyle="-", alpha=0.8)
+            color=color, linewidth=1.0, linestyle="-.", alpha=0.8)
     if levelled:
         ax.hlines(mean["asymptote"], first, last, color=color, linestyle="--", linewidth=1, alpha=0.6)
-    else:
-        # Left of the curve's end, on a light background.
-        ax.annotate(_unlevelled_words(metrics, key), (last, end_value), xytext=(-4, -7 if below else 7),
-                    textcoords="offset points", fontsize=8, color=color, ha="right",
-                    va="top" if below else "bottom",
-                    bbox={"boxstyle": "round,pad=0.15", "facecolor": "white", "edgecolor": "none",
-                          "alpha": 0.8})
+        return False
+    # Left of the curve's end, on a light background.
+    ax.annotate(_unlevelled_words(metrics, key), (last, end_value), xytext=(-4, -7 if below else 7),
+                textcoords="offset points", fontsize=8, color=color, ha="right",
+                va="top" if below else "bottom",
+                bbox={"boxstyle": "round,pad=0.15", "facecolor": "white", "edgecolor": "none", "alpha": 0.6})
+    return True
 
 
 def plot_metric_guide(result, key="val_accuracy", ax=None):
@@ -333,7 +324,7 @@ def plot_metric_guide(result, key="val_accuracy", ax=None):
         fitted = metrics.asymptote - (metrics.asymptote - y0) * np.exp(-smooth / metrics.tau)
         ax.plot(smooth, fitted, color="0.4", linestyle=":", label="fitted saturating curve")
     _mark_metrics(ax, [metrics], 0, len(values) - 1, "C0", values[-1], key,
-                  below=_near_top(ax, [values])(values[-1]))
+                  below=values[-1] < values[max(0, len(values) - 3)])
     low, high = ax.get_ylim()
     # Below the start dot when there is room, else above it.
     start_offset = (25, -45) if metrics.start > low + 0.35 * (high - low) else (25, 25)
@@ -542,9 +533,16 @@ def plot_budget_curves(table, arm_names, ax=None, title=None):
         if not rows:
             continue
         budgets = [row["labels_per_class"] for row in rows]
-        ax.plot(budgets, [row["test_accuracy"] for row in rows], marker="o", color=f"C{index}", label=name)
-        ax.fill_between(budgets, [row["ci_low"] for row in rows], [row["ci_high"] for row in rows],
-                        color=f"C{index}", alpha=0.15, linewidth=0)
+        means = np.array([row["test_accuracy"] for row in rows])
+        lows, highs = np.array([row["ci_low"] for row in rows]), np.array([row["ci_high"] for row in rows])
+        if len(rows) == 1:  # one budget: a band would be invisible, so an error bar
+            ax.errorbar(budgets, means, yerr=[means - lows, highs - means], marker="o", capsize=4,
+                        color=f"C{index}", label=name)
+            continue
+        ax.plot(budgets, means, marker="o", color=f"C{index}", label=name)
+        ax.fill_between(budgets, lows, highs, color=f"C{index}", alpha=0.15, linewidth=0)
+    low, high = ax.get_ylim()
+    ax.set_ylim(max(low, 0.0), min(high, 1.0))  # accuracy: a wide interval does not stretch the axis
     budgets = sorted({row["labels_per_class"] for row in table})
     ax.set_xscale("log")
     ax.set_xticks(budgets, [str(budget) for budget in budgets])
