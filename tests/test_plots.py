@@ -333,7 +333,13 @@ def test_a_budget_curve_of_one_point_gets_an_error_bar_and_no_interval_stretches
     ax = plots.plot_budget_curves(rows, {"small_cnn": "small CNN", "scratch": "same architecture from scratch"})
     assert [type(c).__name__ for c in ax.containers] == ["ErrorbarContainer"]
     low, high = ax.get_ylim()
-    assert 0.0 <= low and high <= 1.0
+    assert -0.1 < low and high < 1.1
+    # Panels that share a y axis still fit both panels' curves.
+    figure, (left, right) = pyplot.subplots(1, 2, sharey=True)
+    plots.plot_budget_curves(rows[:3], {"small_cnn": "small CNN"}, ax=left)
+    plots.plot_budget_curves([dict(row, test_accuracy=0.2, ci_low=0.15, ci_high=0.25) for row in rows[:3]],
+                             {"small_cnn": "small CNN"}, ax=right)
+    assert right.get_ylim()[0] < 0.15 and left.get_ylim()[1] > 0.75
 
 
 def test_the_tangent_is_a_thin_dash_dotted_mark(two_strategies):

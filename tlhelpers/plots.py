@@ -534,15 +534,15 @@ def plot_budget_curves(table, arm_names, ax=None, title=None):
             continue
         budgets = [row["labels_per_class"] for row in rows]
         means = np.array([row["test_accuracy"] for row in rows])
-        lows, highs = np.array([row["ci_low"] for row in rows]), np.array([row["ci_high"] for row in rows])
+        # Accuracy lies in [0, 1]: a wide interval of few seeds does not stretch the axis past it.
+        lows = np.clip([row["ci_low"] for row in rows], 0.0, 1.0)
+        highs = np.clip([row["ci_high"] for row in rows], 0.0, 1.0)
         if len(rows) == 1:  # one budget: a band would be invisible, so an error bar
             ax.errorbar(budgets, means, yerr=[means - lows, highs - means], marker="o", capsize=4,
                         color=f"C{index}", label=name)
             continue
         ax.plot(budgets, means, marker="o", color=f"C{index}", label=name)
         ax.fill_between(budgets, lows, highs, color=f"C{index}", alpha=0.15, linewidth=0)
-    low, high = ax.get_ylim()
-    ax.set_ylim(max(low, 0.0), min(high, 1.0))  # accuracy: a wide interval does not stretch the axis
     budgets = sorted({row["labels_per_class"] for row in table})
     ax.set_xscale("log")
     ax.set_xticks(budgets, [str(budget) for budget in budgets])
