@@ -166,8 +166,10 @@ def plot_learning_curves(results, key="val_accuracy", ax=None, mark_metrics=True
     phases = {}
     widths = np.linspace(*LINE_WIDTHS, len(groups)) if len(groups) > 1 else [2.0]
     # Each group's curves up to the last evaluation all its runs reached: what is drawn.
-    stacks = [np.array([run.history[key][:min(len(r.history[key]) for r in runs)] for run in runs], dtype=float)
-              for runs in groups.values()]
+    stacks = []
+    for runs in groups.values():
+        length = min(len(run.history[key]) for run in runs)
+        stacks.append(np.array([run.history[key][:length] for run in runs], dtype=float))
     if "loss" in key:
         _log_if_spread(ax, stacks)
     labelled = False
@@ -186,9 +188,7 @@ def plot_learning_curves(results, key="val_accuracy", ax=None, mark_metrics=True
             bounds = [first for first, _ in per_run[0]][1:] + [length - 1]
             for phase, (first, _) in enumerate(per_run[0]):
                 metrics = [found[phase][1] for found in per_run if len(found) > phase]
-                end = bounds[phase]
-                labelled |= _mark_metrics(ax, metrics, first, end, color, mean[end], key,
-                                          below=mean[end] < mean[max(first, end - 2)])
+                labelled |= _mark_metrics(ax, metrics, first, bounds[phase], color, mean, key)
         for run in runs:
             for phase_start in run.phase_starts:
                 phases.setdefault(phase_start - 1, run.strategy)
@@ -274,10 +274,10 @@ def _unlevelled_words(metrics, key):
     return "no level"
 
 
-def _mark_metrics(ax, metrics, first, last, color, end_value, key="val_accuracy", below=False):
-    """Draws one phase's start marker, initial-slope tangent and asymptote (epochs `first..last`); a
-    curve that does not level off gets its words left of its end, above it, or under it for a curve that
-    falls into its end (`below`), where the curve is not. Returns whether it wrote words."""
+def _mark_metrics(ax, metrics, first, last, color, curve, key="val_accuracy"):
+    """Draws one phase's start marker, initial-slope tangent and asymptote (epochs `first..last` of the
+    drawn `curve`); a curve that does not level off gets its words left of its end, above it, or under
+    it for a curve that falls into its end, where the curve is not. Returns whether it wrote words."""
     mean, levelled = _mean_metrics(metrics)
     span = last - first
     if span >= 1:
@@ -293,7 +293,8 @@ def _mark_metrics(ax, metrics, first, last, color, end_value, key="val_accuracy"
         ax.hlines(mean["asymptote"], first, last, color=color, linestyle="--", linewidth=1, alpha=0.6)
         return False
     # Left of the curve's end, on a light background.
-    ax.annotate(_unlevelled_words(metrics, key), (last, end_value), xytext=(-4, -7 if below else 7),
+    below = curve[last] < curve[max(first, last - 2)]
+    ax.annotate(_unlevelled_words(metrics, key), (last, curve[last]), xytext=(-4, -7 if below else 7),
                 textcoords="offset points", fontsize=8, color=color, ha="right",
                 va="top" if below else "bottom",
                 bbox={"boxstyle": "round,pad=0.15", "facecolor": "white", "edgecolor": "none", "alpha": 0.6})
@@ -323,8 +324,7 @@ def plot_metric_guide(result, key="val_accuracy", ax=None):
         y0 = metrics.asymptote - metrics.slope * metrics.tau
         fitted = metrics.asymptote - (metrics.asymptote - y0) * np.exp(-smooth / metrics.tau)
         ax.plot(smooth, fitted, color="0.4", linestyle=":", label="fitted saturating curve")
-    _mark_metrics(ax, [metrics], 0, len(values) - 1, "C0", values[-1], key,
-                  below=values[-1] < values[max(0, len(values) - 3)])
+    _mark_metrics(ax, [metrics], 0, len(values) - 1, "C0", values, key)
     low, high = ax.get_ylim()
     # Below the start dot when there is room, else above it.
     start_offset = (25, -45) if metrics.start > low + 0.35 * (high - low) else (25, 25)

@@ -31,8 +31,8 @@ def plot_image_grid(images, titles=None, columns=8, figure=None, cmap="gray", ti
     images = np.asarray(images)
     rows = int(np.ceil(len(images) / columns))
     figure = _figure(figure, (1.4 * columns, 1.6 * rows))
-    for index, image in enumerate(images):
-        ax = figure.add_subplot(rows, columns, index + 1)
+    grid = [figure.add_subplot(rows, columns, index + 1) for index in range(len(images))]
+    for index, (ax, image) in enumerate(zip(grid, images)):
         shown = image[..., 0] if image.ndim == 3 and image.shape[-1] == 1 else image
         ax.imshow(shown, cmap=cmap if shown.ndim == 2 else None)
         ax.set_xticks([])
@@ -42,8 +42,8 @@ def plot_image_grid(images, titles=None, columns=8, figure=None, cmap="gray", ti
     if title:
         # Above the figure's top edge, clear of the first row's titles (inline figures grow to fit it),
         # from the first image's left edge: a short row does not fill the figure's width.
-        figure.suptitle(title, fontsize=10, x=figure.axes[0].get_position().x0 if len(images) else 0.5,
-                        ha="left" if len(images) else "center", y=1.0, va="bottom")
+        figure.suptitle(title, fontsize=10, x=grid[0].get_position().x0 if grid else 0.5,
+                        ha="left" if grid else "center", y=1.0, va="bottom")
     return figure
 
 
@@ -166,10 +166,11 @@ def plot_heat_maps(images, heat, titles=None, boxes=None, columns=8, figure=None
     from matplotlib.patches import Rectangle
 
     rows = int(np.ceil(len(images) / columns))
+    alpha = 0.45  # the heat over the images, and its colour bar as strong
     figure = plot_image_grid(images, titles, columns, _figure(figure, (1.6 * columns, 1.8 * rows)))
     for index, ax in enumerate(figure.axes[-len(images):]):
         height, width = np.asarray(images[index]).shape[:2]
-        ax.imshow(heat[index], cmap="jet", alpha=0.45, vmin=0, vmax=1,
+        ax.imshow(heat[index], cmap="jet", alpha=alpha, vmin=0, vmax=1,
                   extent=(-0.5, width - 0.5, height - 0.5, -0.5))
         if boxes is not None:
             y, x, side = boxes[index]
@@ -177,7 +178,7 @@ def plot_heat_maps(images, heat, titles=None, boxes=None, columns=8, figure=None
     # The grid keeps the left 90% of the figure; the colour bar gets its own axes on the right.
     figure.tight_layout(rect=(0, 0, 0.9, 1))
     bar = figure.colorbar(ScalarMappable(Normalize(0, 1), "jet"), cax=figure.add_axes((0.92, 0.2, 0.015, 0.6)),
-                          alpha=0.45)  # as strong as the heat drawn over the images
+                          alpha=alpha)
     bar.set_label("Grad-CAM heat (1: the strongest\nevidence in the image)", fontsize=8)
     bar.ax.tick_params(labelsize=8)
     return figure
