@@ -13,7 +13,8 @@ these targets. Runs are kept one by one in `docs/garment-scenarios/runs/<target>
 `--hours` stops between runs and the next call continues. Report: `docs/garment-scenarios/summary.md`,
 with paired differences Holm-corrected over each target's comparisons.
 
-Usage: `TF_CPP_MIN_LOG_LEVEL=3 .venv/bin/python docs/garment_scenarios.py [--hours H] [--report-only]`
+Usage: `TF_CPP_MIN_LOG_LEVEL=3 .venv/bin/python docs/garment_scenarios.py [--hours H] [--targets T ...]
+[--report-only]`
 """
 
 from __future__ import annotations
@@ -23,19 +24,16 @@ import platform
 import time
 from pathlib import Path
 
-from tlhelpers import budget_study, curves
-from tlhelpers.plots import backbone_name
+from tlhelpers import budget_study
 from tlhelpers.results import atomic_write_text
-from tlhelpers.study import ARM_NAMES, DATASET_TITLES
 
-from imagenet_scenarios import interval  # docs/imagenet_scenarios.py, beside this script
+from imagenet_scenarios import difference_row, run_row  # docs/imagenet_scenarios.py, beside this script
 from imagenet_transfer import machine
 
 HERE = Path(__file__).resolve().parent
 FOLDER = HERE / "garment-scenarios"
 STUDY = budget_study.BUDGET_STUDIES["embedded"]
 TARGETS = ("digits", "embedded-clean")
-# Cheap arms first: a call stopped by --hours leaves whole comparisons behind it.
 ARMS = ("feature_extraction", "random_features", "fine_tune", "scratch")
 SEEDS = (0, 1, 2, 3, 4)
 BUDGET = 10
@@ -51,11 +49,19 @@ def groups_of(target, arms=ARMS, seeds=SEEDS, train=True):
     return {(arm, backbone, BUDGET): runs for (arm, backbone), runs in found.items() if runs}
 
 
-def build(hours=None):
-    """Train what the store lacks, one arm and seed at a time (both backbones), cheap arms first; start
-    nothing new after `hours`. Returns the number of (arm, seed) steps left undone."""
+def build_steps(targets=TARGETS):
+    """`[(target, arm, seed)]` in training order: per target the frozen-feature arms for every seed, then
+    fine-tuning and scratch seed by seed, so a call stopped early leaves whole paired comparisons."""
+    cheap, costly = ARMS[:2], ARMS[2:]
+    return [(target, arm, seed) for target in targets for arm in cheap for seed in SEEDS] + \
+        [(target, arm, seed) for target in targets for seed in SEEDS for arm in costly]
+
+
+def build(hours=None, targets=TARGETS):
+    """Train what the store lacks, one arm and seed at a time (both backbones), in `build_steps` order;
+    start nothing new after `hours`. Returns the number of (arm, seed) steps left undone."""
     started = time.monotonic()
-    steps = [(target, arm, seed) for target in TARGETS for arm in ARMS for seed in SEEDS]
+    steps = build_steps(targets)
     for index, (target, arm, seed) in enumerate(steps):
         if hours is not None and time.monotonic() - started > hours * 3600:
             return len(steps) - index
@@ -63,31 +69,15 @@ def build(hours=None):
     return 0
 
 
-def arm_row(target, backbone, arm, runs):
-    """A Markdown row: one arm's mean test accuracy with its interval, seeds, rate, stopping steps and
-    each seed's accuracy."""
-    steps = [r.config["stopped_step"] for r in runs]
-    return (f"| {DATASET_TITLES[target]} | {backbone_name(backbone)} | {ARM_NAMES[arm]} | {interval(runs)} | "
-            f"{len(runs)} | {runs[0].config['learning_rate_used']:g} | {min(steps)} to {max(steps)} | "
-            + ", ".join(f"{r.test_accuracy:.3f}" for r in runs) + " |")
-
-
-def comparison_row(target, row):
-    """A Markdown row of one Holm-corrected paired difference."""
-    return (f"| {DATASET_TITLES[target]} | {backbone_name(row['backbone'])} | {ARM_NAMES[row['arm']]} - "
-            f"{ARM_NAMES[row['control']]} | "
-            f"{curves.interval_text(row['difference'], row['ci_low'], row['ci_high'], signed=True)} | "
-            f"{row['p_holm']:.3g} | {row['verdict']} |")
-
-
-def report(elapsed=None):
-    """Write `summary.md` from the store (nothing is trained)."""
+def summary(elapsed=None):
+    """The text of `summary.md`, made from the store (nothing is trained); `elapsed`: the last call's
+    wall time in seconds."""
     rows, comparisons = [], []
     for target in TARGETS:
         groups = groups_of(target, train=False)
-        rows += [arm_row(target, backbone, arm, groups[arm, backbone, BUDGET])
+        rows += [run_row(target, arm, groups[arm, backbone, BUDGET], rate=True, backbone=backbone)
                  for backbone in STUDY.backbones for arm in ARMS if groups.get((arm, backbone, BUDGET))]
-        comparisons += [comparison_row(target, row) for row in
+        comparisons += [difference_row(target, row, backbone=True) for row in
                         budget_study.metric_comparisons(groups, PAIRS, BUDGET, metrics=("test_accuracy",))]
     lines = ["# The garment sources on the digits and the clean garments, every arm trained by the study's rule",
              "",
@@ -108,7 +98,12 @@ def report(elapsed=None):
              "to stop between runs; run it again to continue)",
              f"- machine: {machine()}, Python {platform.python_version()}",
              f"- wall time of the last call: {elapsed / 60:.0f} min" if elapsed else "- report only"]
-    atomic_write_text(FOLDER / "summary.md", "\n".join(lines) + "\n")
+    return "\n".join(lines) + "\n"
+
+
+def report(elapsed=None):
+    """Write `summary.md` (`summary`) and return its path."""
+    atomic_write_text(FOLDER / "summary.md", summary(elapsed))
     return FOLDER / "summary.md"
 
 
@@ -116,10 +111,12 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--hours", type=float, default=None, help="start no new run after this many hours")
     parser.add_argument("--report-only", action="store_true", help="train nothing; write the report")
+    parser.add_argument("--targets", nargs="+", choices=TARGETS, default=list(TARGETS),
+                        help="train only these targets (two calls on different targets can run side by side)")
     args = parser.parse_args()
     started = time.monotonic()
     if not args.report_only:
-        left = build(args.hours)
+        left = build(args.hours, tuple(args.targets))
         print(f"{left} (arm, seed) steps left" if left else "every run is stored", flush=True)
     print(report(None if args.report_only else time.monotonic() - started))
 

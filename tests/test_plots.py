@@ -57,7 +57,7 @@ def test_learning_curves_lines_bands_marks_and_labels(two_strategies):
     assert len(ax.lines) == 2 * 3 + 2 + 1  # axhline asymptotes are Line2D too
     assert sum(isinstance(item, PolyCollection) for item in ax.collections) == 2
     legend = [text.get_text() for text in ax.get_legend().get_texts()]
-    assert legend == ["scratch", "fine-tuning", "fine-tuning starts"]
+    assert legend == ["from scratch", "fine-tuning", "fine-tuning starts"]
     phase_lines = [line for line in ax.lines if line.get_label() == "fine-tuning starts"]
     assert len(phase_lines) == 1
     assert list(phase_lines[0].get_xdata()) == [3, 3]
@@ -79,7 +79,7 @@ def test_learning_curves_label_names_varying_budget():
     runs = [make_run("scratch", 10, 0, 0.4, 0.4), make_run("scratch", 100, 0, 0.7, 0.7)]
     ax = plots.plot_learning_curves(runs, mark_metrics=False)
     legend = [text.get_text() for text in ax.get_legend().get_texts()]
-    assert legend == ["scratch (10 labels/class)", "scratch (100 labels/class)"]
+    assert legend == ["from scratch (10 labels/class)", "from scratch (100 labels/class)"]
     assert "one run per line" in ax.get_title() and "mean" not in ax.get_title()
 
 
@@ -95,7 +95,7 @@ def test_learning_curve_legend_names_arms_for_a_reader_and_sits_below_the_curves
     legend = ax.get_legend()
     assert [text.get_text() for text in legend.get_texts()] == [
         "feature extraction (ResNet50) (2 seeds)", "random features (ResNet50) (2 seeds)",
-        "small CNN (1 seed)", "scratch (MobileNetV2) (1 seed)"]
+        "small CNN (1 seed)", "from scratch (MobileNetV2) (1 seed)"]
     one_backbone = plots.plot_learning_curves(runs[:5], mark_metrics=False)
     assert [text.get_text() for text in one_backbone.get_legend().get_texts()] == [
         "feature extraction (2 seeds)", "random features (2 seeds)", "small CNN (1 seed)"]
@@ -118,7 +118,7 @@ def test_metric_bars(two_strategies):
     bars = [container for container in ax.containers if isinstance(container, BarContainer)]
     assert len(bars) == 3
     assert sum(isinstance(container, ErrorbarContainer) for container in ax.containers) == 3
-    assert [label.get_text() for label in ax.get_xticklabels()] == ["scratch", "fine-tuning"]
+    assert [label.get_text() for label in ax.get_xticklabels()] == ["from scratch", "fine-tuning"]
     legend = [text.get_text() for text in ax.get_legend().get_texts()]
     assert legend == ["start (epoch 1)", "initial slope (per epoch)", "asymptote"]
     assert "slope" in ax.get_ylabel() and ax.get_title()
@@ -143,7 +143,7 @@ def test_label_budget_log_axis_lines_and_crossover(budget_runs):
     assert ax.get_title()
     assert sum(isinstance(item, ErrorbarContainer) for item in ax.containers) == 2
     legend = [text.get_text() for text in ax.get_legend().get_texts()]
-    assert legend == ["scratch", "feature extraction"]
+    assert legend == ["from scratch", "feature extraction"]
     crossing_markers = [line for line in ax.lines if line.get_marker() == "X"]
     assert len(crossing_markers) == 1
     assert 30 < crossing_markers[0].get_xdata()[0] <= 100
@@ -226,7 +226,7 @@ def test_random_features_from_a_run_without_weights_are_named_so_and_one_seed_sh
     one_seed = [run for run in budget_runs if run.seed == 0] + control
     ax = plots.plot_label_budget(one_seed)
     assert [text.get_text() for text in ax.get_legend().get_texts()] == [
-        "scratch", "feature extraction", "random features"]
+        "from scratch", "feature extraction", "random features"]
     assert ax.get_ylabel() == "test accuracy (one run per point)"
     assert plots.model_title("resnet50", "embedded") == "ResNet50 (garment source)"
     assert plots.backbone_name("a_new_backbone") == "a_new_backbone"
@@ -346,3 +346,21 @@ def test_the_tangent_is_a_thin_dash_dotted_mark(two_strategies):
     ax = plots.plot_learning_curves(two_strategies)
     tangents = [line for line in ax.lines if line.get_linestyle() == "-."]
     assert len(tangents) == 3 and all(line.get_linewidth() < 1.5 for line in tangents)
+
+
+def test_each_arm_keeps_its_colour_across_figures_and_repeated_arms_are_told_apart():
+    runs = [make_run("fine_tune", 10, 0, 0.8, 0.8), make_run("scratch", 10, 0, 0.4, 0.4)]
+    alone = plots.plot_learning_curves(runs, mark_metrics=False)
+    runs_other_order = [make_run("scratch", 10, 0, 0.4, 0.4),
+                        synthetic_run("small_cnn", 10, 0, saturating(0.5, 0.1, 2.0), 0.5, backbone="small_cnn"),
+                        make_run("fine_tune", 10, 0, 0.8, 0.8)]
+    mixed = plots.plot_learning_curves(runs_other_order, mark_metrics=False)
+    colour = {text.get_text(): line.get_color() for ax in (alone, mixed)
+              for line, text in zip(ax.get_legend().legend_handles, ax.get_legend().get_texts())}
+    assert colour["fine-tuning"] == "C0" and colour["from scratch"] == "C2" and colour["small CNN"] == "C3"
+    table = [{"arm": arm, "labels_per_class": budget, "test_accuracy": 0.5, "ci_low": 0.4, "ci_high": 0.6}
+             for arm in ("scratch", "fine_tune", "pixels") for budget in (10, 100)]
+    budget = plots.plot_budget_curves(table, {"scratch": "s", "fine_tune": "f", "pixels": "p"})
+    assert [line.get_color() for line in budget.lines] == ["C2", "C0", "C4"]
+    # Two budgets of one arm: the default cycle, so the two lines differ.
+    assert plots.arm_colours(["fine_tune", "fine_tune", "scratch"]) == ["C0", "C1", "C2"]

@@ -58,6 +58,29 @@ def test_projection_and_sweep_plots():
     np.testing.assert_allclose(ax.lines[0].get_ydata(), [0.5, 0.6])
 
 
+def test_a_projection_with_far_points_keeps_its_bulk_readable_and_counts_what_it_leaves_out():
+    rng = np.random.default_rng(0)
+    bulk = rng.normal(size=(500, 2))
+    assert visualize.projection_view(bulk) is None  # nothing far out: every point shown
+    points = np.vstack([bulk, [[200.0, 0.0], [0.0, -150.0]]])
+    ax = Figure().add_subplot()
+    visualize.plot_projection(points, np.arange(502) % 2, ("a", "b"), ax=ax)
+    assert ax.get_xlim()[1] < 10 and ax.get_ylim()[0] > -10
+    assert any(text.get_text().startswith("2 far points") or "far points" in text.get_text() for text in ax.texts)
+    low_x, high_x = visualize.projection_view(points)[0]
+    assert low_x < bulk[:, 0].min() / 2 and high_x > bulk[:, 0].max() / 2
+
+
+def test_a_sweep_draws_its_settings_as_points_not_a_line_between_them():
+    results = [RunResult("resnet50", "embedded", "fine_tune", 10, 0, {}, acc, 1.0, 1.0, params, 0)
+               for acc, params in ((0.51, 23_000_000), (0.43, 22_000_000))]
+    figure = Figure()
+    ax = visualize.plot_sweep([1, 3], results, "last frozen stage k", ax=figure.add_subplot())
+    twin = [other for other in figure.axes if other is not ax][0]
+    assert ax.lines[0].get_linestyle() == "None" and twin.lines[0].get_linestyle() == "None"
+    assert [text.get_text() for text in ax.texts] == ["0.51", "0.43"]
+
+
 def test_sweep_lines_on_twin_axes_do_not_hide_each_other():
     """Two swept values: with autoscaled twin axes both lines ran corner to corner, one exactly on top
     of the other; each axis now starts at 0 and the x ticks are the swept values."""

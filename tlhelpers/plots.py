@@ -19,6 +19,8 @@ STRATEGY_NAMES = {
     "scratch": "scratch",
     "small_cnn": "small CNN",
 }
+# A legend names a strategy on its own, without a table's column to explain it.
+LEGEND_NAMES = {**STRATEGY_NAMES, "scratch": "from scratch"}
 # What a reader calls a registry name or a weight source in a legend or a table.
 BACKBONE_NAMES = {
     "resnet50": "ResNet50",
@@ -36,6 +38,10 @@ WEIGHT_NAMES = {
     "none": "random start",
 }
 GROUP_FIELDS = ("backbone", "weights", "strategy", "labels_per_class")
+# One colour per arm in every figure of the course (matplotlib's default cycle); the colours no arm
+# here uses go, in order, to the other arms a figure shows.
+ARM_COLOURS = {"fine_tune": "C0", "feature_extraction": "C1", "scratch": "C2", "small_cnn": "C3",
+               "random_features": "C7"}
 # Each group's line is thinner than the one before, so curves that coincide all stay visible.
 LINE_WIDTHS = (2.6, 1.2)
 
@@ -54,6 +60,33 @@ def is_random_features(group):
     """Whether a run group is the random-features control: a frozen base with random weights (a study's
     `"random"` or a run's `weights="none"`)."""
     return group["strategy"] == "feature_extraction" and group.get("weights") in ("random", "none")
+
+
+def arm_of(group):
+    """The arm a run group or summary row belongs to: its strategy, or `"random_features"`."""
+    return "random_features" if is_random_features(group) else group["strategy"]
+
+
+def arm_colours(arms):
+    """A colour for each entry of `arms` (arm names, in drawing order).
+
+    When every arm occurs once, each keeps its `ARM_COLOURS` colour, so fine-tuning is the same blue in
+    every figure, and an arm not listed there takes the next colour none of them uses. When an arm
+    occurs more than once (several backbones or budgets of one arm), the lines are told apart by
+    position instead: the default cycle in order.
+    """
+    arms = list(arms)
+    if len(set(arms)) < len(arms):
+        return [f"C{index % 10}" for index in range(len(arms))]
+    spare = [f"C{index}" for index in range(10) if f"C{index}" not in ARM_COLOURS.values()]
+    colours, unlisted = [], 0
+    for arm in arms:
+        if arm in ARM_COLOURS:
+            colours.append(ARM_COLOURS[arm])
+        else:
+            colours.append(spare[unlisted % len(spare)])
+            unlisted += 1
+    return colours
 
 
 def _axes(ax):
@@ -84,7 +117,7 @@ def group_label(group, varying):
     `resnet50`)."""
     strategy, weights = group["strategy"], group.get("weights")
     random_features = is_random_features(group)
-    label = "random features" if random_features else STRATEGY_NAMES.get(strategy, strategy)
+    label = "random features" if random_features else LEGEND_NAMES.get(strategy, strategy)
     extras = []
     if "backbone" in varying and group["backbone"] != strategy:
         extras.append(backbone_name(group["backbone"]))
@@ -173,8 +206,9 @@ def plot_learning_curves(results, key="val_accuracy", ax=None, mark_metrics=True
     if "loss" in key:
         _log_if_spread(ax, stacks)
     labelled = False
+    colours = arm_colours(arm_of(dict(zip(GROUP_FIELDS, group))) for group in groups)
     for index, ((group, runs), stacked) in enumerate(zip(groups.items(), stacks)):
-        color = f"C{index % 10}"
+        color = colours[index]
         length = stacked.shape[1]
         epochs = np.arange(length)
         mean = stacked.mean(axis=0)
@@ -407,12 +441,13 @@ def plot_label_budget(data, ax=None):
     varying = _varying([dict(zip(("backbone", "weights", "strategy"), line)) for line in lines],
                        ("backbone", "weights", "strategy"))
     baseline = curves.baseline_strategy(rows)
+    colours = arm_colours(arm_of(line_rows[0]) for line_rows in lines.values())
     for index, ((backbone, weights, strategy), line_rows) in enumerate(lines.items()):
         line_rows = sorted(line_rows, key=lambda row: row["labels_per_class"])
         ax.errorbar([row["labels_per_class"] for row in line_rows],
                     [row["test_accuracy_mean"] for row in line_rows],
                     yerr=[row["test_accuracy_std"] for row in line_rows],
-                    color=f"C{index % 10}", marker="o", capsize=3,
+                    color=colours[index], marker="o", capsize=3,
                     label=group_label(line_rows[0], varying))
         # Random features are a control: no "catches up" mark for them.
         if baseline is None or strategy in curves.BASELINES or is_random_features(line_rows[0]):
@@ -420,7 +455,7 @@ def plot_label_budget(data, ax=None):
         found = curves.crossover(rows, strategy, baseline, backbone=backbone, weights=weights)
         if found is not None:
             ax.plot([found.interpolated], [found.test_accuracy], marker="X", markersize=11,
-                    color=f"C{index % 10}", markeredgecolor="black", linestyle="none")
+                    color=colours[index], markeredgecolor="black", linestyle="none")
             ax.annotate(f"{STRATEGY_NAMES.get(baseline, baseline)} catches up\n"
                         f"≈{found.interpolated:.0f} labels/class",
                         (found.interpolated, found.test_accuracy), xytext=(8, -24),
@@ -518,7 +553,7 @@ def plot_budget_curves(table, arm_names, ax=None, title=None):
     Args:
         table: Rows with `arm`, `labels_per_class`, `test_accuracy`, `ci_low`, `ci_high`
             (e.g. one backbone's rows of `budget_study.analyse(...)["table"]`).
-        arm_names: `{arm: legend name}`; its order is the legend's and the colours'.
+        arm_names: `{arm: legend name}`; its order is the legend's. Colours: `arm_colours`.
         ax: Axes to draw on; a new figure is created when None.
         title: The panel's title.
 
@@ -528,7 +563,7 @@ def plot_budget_curves(table, arm_names, ax=None, title=None):
     if not table:
         raise ValueError("Expected rows of test accuracy by arm and budget, received none.")
     ax = _axes(ax)
-    for index, (arm, name) in enumerate(arm_names.items()):
+    for colour, (arm, name) in zip(arm_colours(arm_names), arm_names.items()):
         rows = sorted((row for row in table if row["arm"] == arm), key=lambda row: row["labels_per_class"])
         if not rows:
             continue
@@ -539,10 +574,10 @@ def plot_budget_curves(table, arm_names, ax=None, title=None):
         highs = np.clip([row["ci_high"] for row in rows], 0.0, 1.0)
         if len(rows) == 1:  # one budget: a band would be invisible, so an error bar
             ax.errorbar(budgets, means, yerr=[means - lows, highs - means], marker="o", capsize=4,
-                        color=f"C{index}", label=name)
+                        color=colour, label=name)
             continue
-        ax.plot(budgets, means, marker="o", color=f"C{index}", label=name)
-        ax.fill_between(budgets, lows, highs, color=f"C{index}", alpha=0.15, linewidth=0)
+        ax.plot(budgets, means, marker="o", color=colour, label=name)
+        ax.fill_between(budgets, lows, highs, color=colour, alpha=0.15, linewidth=0)
     budgets = sorted({row["labels_per_class"] for row in table})
     ax.set_xscale("log")
     ax.set_xticks(budgets, [str(budget) for budget in budgets])

@@ -184,8 +184,34 @@ def plot_heat_maps(images, heat, titles=None, boxes=None, columns=8, figure=None
     return figure
 
 
+def projection_view(points, share=0.98, spread=2.0):
+    """Axis limits that keep a projection's bulk readable when a few points lie far out.
+
+    The view is the central `share` of the points on each axis, widened by a tenth on each side; it is
+    used only when the points' whole range is over `spread` times its width on some axis (otherwise
+    every point fits without squashing the rest).
+
+    Returns:
+        `((x_low, x_high), (y_low, y_high), outside)`: the limits and the number of points outside them,
+        or None when every point can be shown.
+    """
+    points = np.asarray(points, dtype=float)
+    tail = (1.0 - share) / 2 * 100
+    low, high = np.percentile(points, [tail, 100 - tail], axis=0)
+    pad = (high - low) / 10
+    low, high = low - pad, high + pad
+    if not np.any(np.ptp(points, axis=0) > spread * (high - low)):
+        return None
+    outside = int(np.any((points < low) | (points > high), axis=1).sum())
+    return (low[0], high[0]), (low[1], high[1]), outside
+
+
 def plot_projection(points, labels, class_names, ax=None, title=""):
-    """Scatter a 2-D projection of features, one colour per class; returns the Axes."""
+    """Scatter a 2-D projection of features, one colour per class; returns the Axes.
+
+    When a few points lie so far out that the rest would be squashed into a corner, the view keeps the
+    bulk (`projection_view`) and says how many points it leaves out.
+    """
     if ax is None:
         import matplotlib.pyplot as plt
 
@@ -193,6 +219,12 @@ def plot_projection(points, labels, class_names, ax=None, title=""):
     for label, name in enumerate(class_names):
         chosen = labels == label
         ax.scatter(points[chosen, 0], points[chosen, 1], s=8, alpha=0.7, label=name)
+    view = projection_view(points)
+    if view is not None:
+        ax.set_xlim(*view[0])
+        ax.set_ylim(*view[1])
+        ax.annotate(f"{view[2]} far points outside the view", (0.02, 0.02), xycoords="axes fraction",
+                    fontsize=8, color="0.3")
     ax.set_title(title)
     ax.set_xlabel("component 1")
     ax.set_ylabel("component 2")
@@ -206,7 +238,12 @@ def plot_sweep(values, results, xlabel, ax=None, title=""):
         import matplotlib.pyplot as plt
 
         ax = plt.figure(figsize=(6, 3.5)).gca()
-    accuracy = ax.plot(values, [r.test_accuracy for r in results], "o-", color="C0", label="test accuracy")
+    # Markers only: a line between two settings would suggest the ones between were measured.
+    scores = [r.test_accuracy for r in results]
+    accuracy = ax.plot(values, scores, "o", color="C0", markersize=8, label="test accuracy")
+    for value, score in zip(values, scores):
+        ax.annotate(f"{score:.2f}", (value, score), xytext=(0, -14), textcoords="offset points", ha="center",
+                    fontsize=8, color="C0")
     ax.set_xlabel(xlabel)
     ax.set_ylabel("test accuracy", color="C0")
     ax.set_title(title)
@@ -216,7 +253,7 @@ def plot_sweep(values, results, xlabel, ax=None, title=""):
     ax.set_xticks(list(values), [str(value) for value in values])
     twin = ax.twinx()
     millions = [r.trainable_params / 1e6 for r in results]
-    params = twin.plot(values, millions, "s--", color="C1", label="trainable parameters")
+    params = twin.plot(values, millions, "s", color="C1", markersize=7, label="trainable parameters")
     twin.set_ylim(0, max(millions) * 1.15 or 1)
     twin.set_ylabel("trainable parameters (millions)", color="C1")
     ax.legend(accuracy + params, [line.get_label() for line in accuracy + params], loc="lower left", fontsize=8)
