@@ -74,6 +74,10 @@ def test_build_in_pieces_then_report(tmp_path, cache_dir, monkeypatch):
     [row] = budget_study.metric_comparisons(groups, [(("small_cnn", "small_cnn"), ("random_features", "resnet50"))],
                                             4, metrics=("test_accuracy",))
     assert row["arm_mean"] == pytest.approx(np.mean([r.test_accuracy for r in groups["small_cnn", "small_cnn", 4]]))
+    # A store built in pieces: one seed on each side is no comparison yet, and reporting does not fail.
+    first_seed = {key: runs[:1] for key, runs in groups.items()}
+    assert budget_study.metric_comparisons(first_seed, [(("small_cnn", "small_cnn"), ("random_features", "resnet50"))],
+                                           4, metrics=("test_accuracy",)) == []
     # A stored run trained again gives the same numbers (same seed, same machine).
     [(spec, stored, fresh, same)] = budget_study.recheck(TINY, folder, ("small_cnn",), 8, 1, tolerance=0.0)
     assert same and (spec["labels_per_class"], spec["seed"]) == (8, 1)

@@ -8,6 +8,7 @@ import matplotlib.pyplot as pyplot
 import numpy as np
 import pytest
 from matplotlib.collections import PolyCollection
+from matplotlib.colors import to_hex
 from matplotlib.container import BarContainer, ErrorbarContainer
 
 from conftest import saturating, synthetic_run
@@ -201,6 +202,10 @@ def test_source_comparison_draws_one_bar_per_source_and_target_and_every_seed():
     assert len(dots) == 6 and all(len(line.get_ydata()) == 3 for line in dots)
     assert [t.get_text() for t in ax.get_xticklabels()] == ["clutter", "clip art"]
     assert sorted(t.get_text() for t in ax.get_legend().get_texts()) == ["ImageNet", "chance", "garments", "random"]
+    # A control keeps the colour it has in the other figures; the other sources take the free ones.
+    ax = plots.plot_source_comparison(accuracies, colours={"random": plots.ARM_COLOURS["random_features"]})
+    assert [to_hex(c.patches[0].get_facecolor()) for c in ax.containers if isinstance(c, BarContainer)] == [
+        to_hex("C0"), to_hex("C1"), to_hex("C7")]
     pyplot.close("all")
     with pytest.raises(ValueError, match="different sources"):
         plots.plot_source_comparison({"a": {"x": [1]}, "b": {"y": [1]}})
@@ -362,5 +367,15 @@ def test_each_arm_keeps_its_colour_across_figures_and_repeated_arms_are_told_apa
              for arm in ("scratch", "fine_tune", "pixels") for budget in (10, 100)]
     budget = plots.plot_budget_curves(table, {"scratch": "s", "fine_tune": "f", "pixels": "p"})
     assert [line.get_color() for line in budget.lines] == ["C2", "C0", "C4"]
-    # Two budgets of one arm: the default cycle, so the two lines differ.
-    assert plots.arm_colours(["fine_tune", "fine_tune", "scratch"]) == ["C0", "C1", "C2"]
+    # A second line of one arm (another backbone or budget) takes a colour no arm owns.
+    assert plots.arm_colours(["fine_tune", "fine_tune", "scratch"]) == ["C0", "C4", "C2"]
+    assert plots.arm_colours(["pixels", "fine_tune", "pixels"]) == ["C4", "C0", "C5"]
+
+
+def test_stage_lines_sit_side_by_side_around_each_k_with_a_chance_line():
+    lines = {name: [(1, 0.7, 0.6, 0.8), (3, 0.6, 0.5, 0.7)] for name in ("AnB", "BnB", "random")}
+    ax = plots.plot_by_stage(lines, ("scratch", 0.7, 0.65, 0.75), chance=0.2)
+    drawn = [line for line in ax.lines if line.get_marker() == "o"]
+    offsets = [line.get_xdata()[0] - 1 for line in drawn]
+    assert offsets == pytest.approx([-0.04, 0.0, 0.04])  # centred on k
+    assert [t.get_text() for t in ax.get_legend().get_texts()][:2] == ["scratch", "chance"]

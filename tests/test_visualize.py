@@ -147,3 +147,8 @@ def test_grad_cam_finds_the_evidence_for_each_class():
     assert bar.get_ylim() == (0.0, 1.0)
     figure.canvas.draw()
     assert bar.get_window_extent().x0 > max(ax.get_window_extent().x1 for ax in images)
+    # A title for the whole grid starts at the first image where the layout finally put it.
+    titled = visualize.plot_heat_maps(np.zeros((2, 8, 8)), predicted, figure=Figure(figsize=(8, 2)),
+                                      title="head of seed 0: evidence for the predicted class")
+    assert titled.get_suptitle() == "head of seed 0: evidence for the predicted class"
+    assert titled._suptitle.get_position()[0] == titled.axes[0].get_position().x0

@@ -756,7 +756,8 @@ def metric_comparisons(groups, pairs, labels_per_class, metrics=("start", "steps
 
     Args:
         groups: `{(arm, backbone, labels_per_class): [RunResult in seed order]}` (`stored_runs`).
-        pairs: `[((arm, backbone), (control, backbone)), ...]`; pairs not complete at the budget are skipped.
+        pairs: `[((arm, backbone), (control, backbone)), ...]`; a pair is skipped unless both sides hold the
+            same seeds at the budget, at least two (a store built in pieces reports what is complete).
         labels_per_class: The budget.
         metrics: Keys of `protocol_metrics`, or `"test_accuracy"`.
     """
@@ -765,7 +766,7 @@ def metric_comparisons(groups, pairs, labels_per_class, metrics=("start", "steps
     rows = []
     for (arm, backbone), (control, other) in pairs:
         a, b = groups.get((arm, backbone, labels_per_class)), groups.get((control, other, labels_per_class))
-        if not a or not b or [r.seed for r in a] != [r.seed for r in b]:
+        if not a or not b or len(a) < 2 or [r.seed for r in a] != [r.seed for r in b]:
             continue
         a, b = ([{**protocol_metrics(r), "test_accuracy": r.test_accuracy} for r in runs] for runs in (a, b))
         rows += [({"backbone": backbone, "arm": arm, "control": control, "control_backbone": other,

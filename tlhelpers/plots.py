@@ -70,22 +70,19 @@ def arm_of(group):
 def arm_colours(arms):
     """A colour for each entry of `arms` (arm names, in drawing order).
 
-    When every arm occurs once, each keeps its `ARM_COLOURS` colour, so fine-tuning is the same blue in
-    every figure, and an arm not listed there takes the next colour none of them uses. When an arm
-    occurs more than once (several backbones or budgets of one arm), the lines are told apart by
-    position instead: the default cycle in order.
+    An arm's first line keeps its `ARM_COLOURS` colour, so fine-tuning is the same blue in every figure;
+    a second line of the same arm (another backbone or budget) and an arm not listed there take, in
+    order, the colours no listed arm uses.
     """
-    arms = list(arms)
-    if len(set(arms)) < len(arms):
-        return [f"C{index % 10}" for index in range(len(arms))]
     spare = [f"C{index}" for index in range(10) if f"C{index}" not in ARM_COLOURS.values()]
-    colours, unlisted = [], 0
+    colours, seen, spares_used = [], set(), 0
     for arm in arms:
-        if arm in ARM_COLOURS:
+        if arm in ARM_COLOURS and arm not in seen:
             colours.append(ARM_COLOURS[arm])
         else:
-            colours.append(spare[unlisted % len(spare)])
-            unlisted += 1
+            colours.append(spare[spares_used % len(spare)])
+            spares_used += 1
+        seen.add(arm)
     return colours
 
 
@@ -472,13 +469,15 @@ def plot_label_budget(data, ax=None):
     return ax
 
 
-def plot_by_stage(lines, reference, ax=None, title="Test accuracy by the number of stages copied"):
+def plot_by_stage(lines, reference, ax=None, title="Test accuracy by the number of stages copied", chance=None):
     """Plots one line per arm against k, the number of copied stages, with 95% intervals.
 
     Args:
         lines: `{label: [(k, mean, low, high), ...]}`.
         reference: `(label, mean, low, high)` of the k = 0 run, drawn as a band.
         ax: Axes to draw on; a new figure is created when None.
+        title: The panel's title.
+        chance: Optional chance accuracy, drawn as a dotted line.
 
     Returns:
         The Axes drawn on.
@@ -492,9 +491,12 @@ def plot_by_stage(lines, reference, ax=None, title="Test accuracy by the number 
     label, mean, low, high = reference
     ax.axhspan(low, high, color="grey", alpha=0.2)
     ax.axhline(mean, color="grey", linestyle="--", linewidth=1, label=label)
+    if chance is not None:
+        ax.axhline(chance, color="0.3", linestyle=":", linewidth=1, label="chance")
     for index, (name, points) in enumerate(lines.items()):
         ks, means, lows, highs = (np.array(column, float) for column in zip(*sorted(points)))
-        ax.errorbar(ks + 0.06 * (index - len(lines) / 2), means, yerr=[means - lows, highs - means],
+        # Side by side around each k, so that the error bars do not hide each other.
+        ax.errorbar(ks + 0.04 * (index - (len(lines) - 1) / 2), means, yerr=[means - lows, highs - means],
                     marker="o", capsize=3, color=f"C{index % 10}", label=name)
     ax.set_xticks(sorted({k for points in lines.values() for k, *_ in points}))
     ax.set_xlabel("stages copied (k)")
@@ -504,7 +506,8 @@ def plot_by_stage(lines, reference, ax=None, title="Test accuracy by the number 
     return ax
 
 
-def plot_source_comparison(accuracies, chance=None, ax=None):
+def plot_source_comparison(accuracies, chance=None, ax=None, colours=None,
+                           title="Test accuracy by source (bars: mean over seeds; dots: one seed each)"):
     """Test accuracy of several sources on several targets: grouped bars with one dot per seed.
 
     Args:
@@ -512,6 +515,10 @@ def plot_source_comparison(accuracies, chance=None, ax=None):
             with the same sources in the same order.
         chance: Optional `{target: chance accuracy}`, drawn as a short dashed line over each group.
         ax: Axes to draw on; a new figure is created when None.
+        colours: Optional `{source: colour}` (e.g. `ARM_COLOURS["random_features"]` for a random-weights
+            control, as in the other figures); the other sources take, in order, the default cycle's
+            colours not given there.
+        title: The panel's title.
 
     Returns:
         The Axes drawn on.
@@ -528,10 +535,13 @@ def plot_source_comparison(accuracies, chance=None, ax=None):
     ax = _axes(ax)
     width = 0.8 / len(sources)
     positions = np.arange(len(targets))
+    given = dict(colours or {})
+    free = iter(c for c in (f"C{i}" for i in range(10)) if c not in given.values())
+    colour = {source: given[source] if source in given else next(free) for source in sources}
     for index, source in enumerate(sources):
         x = positions + (index - (len(sources) - 1) / 2) * width
         values = [np.asarray(accuracies[t][source], dtype=float) for t in targets]
-        ax.bar(x, [v.mean() for v in values], width * 0.9, label=source)
+        ax.bar(x, [v.mean() for v in values], width * 0.9, label=source, color=colour[source])
         for left, seeds in zip(x, values):
             ax.plot(np.full(len(seeds), left), seeds, "o", color="black", markersize=3, zorder=3)
     for position, target in zip(positions, targets):
@@ -541,7 +551,7 @@ def plot_source_comparison(accuracies, chance=None, ax=None):
     ax.set_xticks(positions, targets)
     ax.set_ylim(0, 1)
     ax.set_ylabel("test accuracy")
-    ax.set_title("Feature extraction from each source (bars: mean over seeds; dots: one seed each)")
+    ax.set_title(title)
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     return ax
 

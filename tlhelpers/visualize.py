@@ -40,11 +40,16 @@ def plot_image_grid(images, titles=None, columns=8, figure=None, cmap="gray", ti
         if titles is not None:
             ax.set_title(titles[index], fontsize=8)
     if title:
-        # Above the figure's top edge, clear of the first row's titles (inline figures grow to fit it),
-        # from the first image's left edge: a short row does not fill the figure's width.
-        figure.suptitle(title, fontsize=10, x=grid[0].get_position().x0 if grid else 0.5,
-                        ha="left" if grid else "center", y=1.0, va="bottom")
+        _grid_title(figure, grid, title)
     return figure
+
+
+def _grid_title(figure, grid, title):
+    """A grid's title above the figure's top edge, clear of the first row's titles (inline figures grow
+    to fit it), from the first image's left edge (a short row does not fill the figure's width); call it
+    again after the grid moves (`tight_layout`)."""
+    figure.suptitle(title, fontsize=10, x=grid[0].get_position().x0 if grid else 0.5,
+                    ha="left" if grid else "center", y=1.0, va="bottom")
 
 
 def first_layer_filters(base, count=16, grey=False):
@@ -158,9 +163,9 @@ def heat_inside(heat, masks):
     return np.where(total > 0, inside / np.maximum(total, 1e-12), masks.mean(axis=(1, 2)))
 
 
-def plot_heat_maps(images, heat, titles=None, boxes=None, columns=8, figure=None):
+def plot_heat_maps(images, heat, titles=None, boxes=None, columns=8, figure=None, title=None):
     """Images in grey with their Grad-CAM heat on top (`plot_image_grid`'s grid) and a colour bar that
-    reads the heat; `boxes` `(y, x, side)` outline each object."""
+    reads the heat; `boxes` `(y, x, side)` outline each object; `title` names the whole grid."""
     from matplotlib.cm import ScalarMappable
     from matplotlib.colors import Normalize
     from matplotlib.patches import Rectangle
@@ -177,6 +182,8 @@ def plot_heat_maps(images, heat, titles=None, boxes=None, columns=8, figure=None
             ax.add_patch(Rectangle((x - 0.5, y - 0.5), side, side, fill=False, color="white", linewidth=1))
     # The grid keeps the left 90% of the figure; the colour bar gets its own axes on the right.
     figure.tight_layout(rect=(0, 0, 0.9, 1))
+    if title:
+        _grid_title(figure, figure.axes[-len(images):], title)
     bar = figure.colorbar(ScalarMappable(Normalize(0, 1), "jet"), cax=figure.add_axes((0.92, 0.2, 0.015, 0.6)),
                           alpha=alpha)
     bar.set_label("Grad-CAM heat (1: the strongest\nevidence in the image)", fontsize=8)
@@ -184,7 +191,7 @@ def plot_heat_maps(images, heat, titles=None, boxes=None, columns=8, figure=None
     return figure
 
 
-def projection_view(points, share=0.98, spread=2.0):
+def projection_view(points, share=0.98, spread=1.5):
     """Axis limits that keep a projection's bulk readable when a few points lie far out.
 
     The view is the central `share` of the points on each axis, widened by a tenth on each side; it is
