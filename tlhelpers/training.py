@@ -260,10 +260,7 @@ def train_run(splits, strategy, backbone="resnet50", weights="embedded", image_s
             history = fit_with_curves(model, datasets[0], datasets[1],
                                       epochs - (head_epochs if phase_starts else 0), history, verbose, eval_every)
         trainable, frozen = built.trainable_params, built.non_trainable_params
-    if stopping is not None:
-        test_loss, test_accuracy, stop["test_classes_predicted"] = _score(model, datasets[2], splits.test.labels)
-    else:
-        test_loss, test_accuracy = model.evaluate(datasets[2], verbose=0)
+    test_loss, test_accuracy, classes_predicted = _score(model, datasets[2], splits.test.labels)
     return RunResult(
         backbone="small_cnn" if strategy == "small_cnn" else backbone,
         weights="none" if strategy in ("scratch", "small_cnn") else str(weights),
@@ -279,7 +276,7 @@ def train_run(splits, strategy, backbone="resnet50", weights="embedded", image_s
                 "hidden_units": list(hidden_units), "dropout": dropout, "augment": augment,
                 **({"head_rate_factor": head_rate_factor} if head_rate_factor != 1 else {}),
                 "feature_cache": strategy == "feature_extraction" and use_feature_cache and not augment,
-                "classes": list(splits.class_names),
+                "classes": list(splits.class_names), "test_classes_predicted": classes_predicted,
                 **({"protocol": stopping.to_dict(), **stop,
                     "learning_rate_used": strategy_learning_rate(strategy, backbone, learning_rate)}
                    if stopping is not None else {})},
