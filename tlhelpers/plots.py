@@ -67,18 +67,18 @@ def arm_of(group):
     return "random_features" if is_random_features(group) else group["strategy"]
 
 
-def arm_colours(arms):
+def arm_colours(arms, owned=ARM_COLOURS):
     """A colour for each entry of `arms` (arm names, in drawing order).
 
-    An arm's first line keeps its `ARM_COLOURS` colour, so fine-tuning is the same blue in every figure;
-    a second line of the same arm (another backbone or budget) and an arm not listed there take, in
-    order, the colours no listed arm uses.
+    An arm's first line keeps its `owned` colour (`ARM_COLOURS`: fine-tuning is the same blue in every
+    figure); a second line of the same arm (another backbone or budget) and an arm not listed there
+    take, in order, the colours no listed arm uses.
     """
-    spare = [f"C{index}" for index in range(10) if f"C{index}" not in ARM_COLOURS.values()]
+    spare = [f"C{index}" for index in range(10) if f"C{index}" not in owned.values()]
     colours, seen, spares_used = [], set(), 0
     for arm in arms:
-        if arm in ARM_COLOURS and arm not in seen:
-            colours.append(ARM_COLOURS[arm])
+        if arm in owned and arm not in seen:
+            colours.append(owned[arm])
         else:
             colours.append(spare[spares_used % len(spare)])
             spares_used += 1
@@ -517,7 +517,7 @@ def plot_source_comparison(accuracies, chance=None, ax=None, colours=None,
         ax: Axes to draw on; a new figure is created when None.
         colours: Optional `{source: colour}` (e.g. `ARM_COLOURS["random_features"]` for a random-weights
             control, as in the other figures); the other sources take, in order, the default cycle's
-            colours not given there.
+            colours not given there (`arm_colours`).
         title: The panel's title.
 
     Returns:
@@ -535,9 +535,7 @@ def plot_source_comparison(accuracies, chance=None, ax=None, colours=None,
     ax = _axes(ax)
     width = 0.8 / len(sources)
     positions = np.arange(len(targets))
-    given = dict(colours or {})
-    free = iter(c for c in (f"C{i}" for i in range(10)) if c not in given.values())
-    colour = {source: given[source] if source in given else next(free) for source in sources}
+    colour = dict(zip(sources, arm_colours(sources, owned=colours or {})))
     for index, source in enumerate(sources):
         x = positions + (index - (len(sources) - 1) / 2) * width
         values = [np.asarray(accuracies[t][source], dtype=float) for t in targets]

@@ -458,11 +458,11 @@ def orderings(rows, config):
             f"AnB+ minus scratch is higher at k in {above or 'none'}, lower at k in {below or 'none'}, "
             "no clear difference elsewhere", not below)
     if "random_frozen" in config.arms:
-        below = [k for k in config.stages if difference(rows, config, "random_frozen", k)[2] < 0]
-        values = difference(rows, config, "random_frozen", last)
+        random = {k: difference(rows, config, "random_frozen", k) for k in config.stages}
+        below = [k for k, (_, _, high) in random.items() if high < 0]
         add("random frozen stages fall below B from scratch after a stage or two",
             f"random stages frozen up to k minus scratch is lower at k in {below or 'none'}; at k={last}: "
-            f"{interval(values)}", bool(below) and min(below) <= first + 1)
+            f"{interval(random[last])}", bool(below) and min(below) <= first + 1)
     if {"transfer_frozen", "selffer_frozen"} <= set(config.arms):
         values = difference(rows, config, "transfer_frozen", last, "selffer_frozen", last)
         add("frozen copies of another task's stages do worse than the task's own at the top",

@@ -173,7 +173,8 @@ def plot_heat_maps(images, heat, titles=None, boxes=None, columns=8, figure=None
     rows = int(np.ceil(len(images) / columns))
     alpha = 0.45  # the heat over the images, and its colour bar as strong
     figure = plot_image_grid(images, titles, columns, _figure(figure, (1.6 * columns, 1.8 * rows)))
-    for index, ax in enumerate(figure.axes[-len(images):]):
+    grid = figure.axes[-len(images):]
+    for index, ax in enumerate(grid):
         height, width = np.asarray(images[index]).shape[:2]
         ax.imshow(heat[index], cmap="jet", alpha=alpha, vmin=0, vmax=1,
                   extent=(-0.5, width - 0.5, height - 0.5, -0.5))
@@ -183,7 +184,7 @@ def plot_heat_maps(images, heat, titles=None, boxes=None, columns=8, figure=None
     # The grid keeps the left 90% of the figure; the colour bar gets its own axes on the right.
     figure.tight_layout(rect=(0, 0, 0.9, 1))
     if title:
-        _grid_title(figure, figure.axes[-len(images):], title)
+        _grid_title(figure, grid, title)
     bar = figure.colorbar(ScalarMappable(Normalize(0, 1), "jet"), cax=figure.add_axes((0.92, 0.2, 0.015, 0.6)),
                           alpha=alpha)
     bar.set_label("Grad-CAM heat (1: the strongest\nevidence in the image)", fontsize=8)
