@@ -112,6 +112,8 @@ def test_build_in_pieces_then_report(tmp_path, cache_dir, monkeypatch):
     paths = budget_study.write_report(TINY, folder, tmp_path)
     summary = paths["summary"].read_text()
     assert "Holm" in summary and "| ResNet50 | small CNN |" not in summary and "| small CNN | small CNN |" in summary
+    test = budget_study._task(TINY.dataset)[1]
+    assert f"scored on the same {len(test):,} test images" in summary and "its sampling error" in summary
     assert paths["figure"].stat().st_size > 10_000
     analysis = budget_study.analyse(TINY, folder, budget_study.pixel_accuracies(TINY))
     [panel] = budget_study.budget_figure(TINY, analysis).axes

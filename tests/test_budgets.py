@@ -81,3 +81,13 @@ def test_protocol_metrics_read_the_validation_curve():
     assert metrics["start"] == 0.5
     assert metrics["steps_to_90"] == 150 and metrics["best_validation"] == 1.0
     assert (metrics["best_step"], metrics["stopped_step"], metrics["stopped_by"]) == (200, 250, "patience")
+
+
+def test_the_test_sampling_halfwidth_is_the_binomial_interval_and_bad_input_is_refused():
+    # 1,000 images at 0.5: 1.96 * sqrt(0.25 / 1000) = 0.031, the figure the audit quotes.
+    assert budgets.test_sampling_halfwidth(0.5, 1000) == pytest.approx(0.0310, abs=5e-5)
+    assert budgets.test_sampling_halfwidth(0.8, 1500) < budgets.test_sampling_halfwidth(0.5, 1500)
+    assert budgets.test_sampling_halfwidth(1.0, 10) == 0.0
+    for accuracy, images in ((0.5, 0), (1.2, 100)):
+        with pytest.raises(ValueError, match="received"):
+            budgets.test_sampling_halfwidth(accuracy, images)

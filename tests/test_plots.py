@@ -58,7 +58,7 @@ def test_learning_curves_lines_bands_marks_and_labels(two_strategies):
     assert len(ax.lines) == 2 * 3 + 2 + 1  # axhline asymptotes are Line2D too
     assert sum(isinstance(item, PolyCollection) for item in ax.collections) == 2
     legend = [text.get_text() for text in ax.get_legend().get_texts()]
-    assert legend == ["from scratch", "fine-tuning", "fine-tuning starts"]
+    assert legend == ["from scratch", "fine-tuning (head first, then the base)", "fine-tuning starts"]
     phase_lines = [line for line in ax.lines if line.get_label() == "fine-tuning starts"]
     assert len(phase_lines) == 1
     assert list(phase_lines[0].get_xdata()) == [3, 3]
@@ -379,3 +379,41 @@ def test_stage_lines_sit_side_by_side_around_each_k_with_a_chance_line():
     offsets = [line.get_xdata()[0] - 1 for line in drawn]
     assert offsets == pytest.approx([-0.04, 0.0, 0.04])  # centred on k
     assert [t.get_text() for t in ax.get_legend().get_texts()][:2] == ["scratch", "chance"]
+
+
+def test_an_accuracy_gets_a_chance_line_when_every_run_names_its_classes_and_a_loss_does_not():
+    classes = {"classes": ["a", "b", "c", "d", "e"]}
+    runs = [synthetic_run("scratch", 10, 0, np.linspace(0.2, 0.5, 6), 0.5, config=classes),
+            synthetic_run("fine_tune", 10, 0, np.linspace(0.2, 0.8, 6), 0.8, config=classes)]
+    ax = plots.plot_learning_curves(runs, mark_metrics=False)
+    chance = [line for line in ax.lines if line.get_label() == "chance (1 in 5)"]
+    assert len(chance) == 1 and list(chance[0].get_ydata()) == [0.2, 0.2]
+    assert not any("chance" in line.get_label() for line in
+                   plots.plot_learning_curves(runs, key="val_loss", mark_metrics=False).lines)
+    # A run that does not say its classes leaves chance unknown: no line rather than a wrong one.
+    unnamed = [runs[0], synthetic_run("fine_tune", 10, 0, np.linspace(0.2, 0.8, 6), 0.8)]
+    assert not any("chance" in line.get_label() for line in
+                   plots.plot_learning_curves(unnamed, mark_metrics=False).lines)
+
+
+def test_start_dots_at_one_point_shrink_in_drawing_order_so_each_shows_as_a_ring():
+    flat = np.full(6, 0.2)
+    runs = [synthetic_run("scratch", 10, 0, flat, 0.2, backbone=name) for name in ("resnet50", "vgg16")]
+    runs.append(synthetic_run("small_cnn", 10, 0, flat, 0.2, backbone="small_cnn"))
+    ax = plots.plot_learning_curves(runs)
+    dots = [line for line in ax.lines if line.get_marker() == "o"]
+    sizes = [dot.get_markersize() for dot in dots]
+    assert len(dots) == 3 and sizes == sorted(sizes, reverse=True) and len(set(sizes)) == 3
+    assert all(dot.get_markeredgecolor() == "white" for dot in dots)
+
+
+def test_a_log_loss_axis_says_so_and_lines_cut_at_the_shortest_run_say_so():
+    long = synthetic_run("scratch", 10, 0, np.linspace(0.2, 0.5, 8), 0.5)
+    short = synthetic_run("scratch", 10, 1, np.linspace(0.2, 0.5, 5), 0.5)
+    long.history["val_loss"] = [2.3, 9.0, 18.0, 30.0, 12.0, 10.0, 9.0, 8.0]
+    ax = plots.plot_learning_curves([long, short], key="val_loss", mark_metrics=False)
+    assert ax.get_yscale() == "log" and ax.get_ylabel() == "validation loss (log scale)"
+    assert ax.get_title().endswith("lines end at their shortest run)")
+    assert len(ax.lines[0].get_xdata()) == 5
+    even = plots.plot_learning_curves([long], mark_metrics=False)
+    assert "shortest" not in even.get_title() and even.get_ylabel() == "validation accuracy"

@@ -6,9 +6,10 @@ matplotlib.use("Agg")
 
 import numpy as np
 import pytest
+from matplotlib.colors import to_hex
 from matplotlib.figure import Figure
 
-from tlhelpers import features, profiles, visualize
+from tlhelpers import features, plots, profiles, visualize
 from tlhelpers.backbones import build_base
 from tlhelpers.results import RunResult
 
@@ -67,6 +68,11 @@ def test_a_projection_with_far_points_keeps_its_bulk_readable_and_counts_what_it
     visualize.plot_projection(points, np.arange(502) % 2, ("a", "b"), ax=ax)
     assert ax.get_xlim()[1] < 10 and ax.get_ylim()[0] > -10
     assert any(text.get_text().startswith("2 far points") or "far points" in text.get_text() for text in ax.texts)
+    # The class legend sits under the axes, off the points.
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    FigureCanvasAgg(ax.figure).draw()
+    assert ax.get_legend().get_window_extent().y1 <= ax.get_window_extent().y0
     low_x, high_x = visualize.projection_view(points)[0]
     assert low_x < bulk[:, 0].min() / 2 and high_x > bulk[:, 0].max() / 2
 
@@ -79,6 +85,9 @@ def test_a_sweep_draws_its_settings_as_points_not_a_line_between_them():
     twin = [other for other in figure.axes if other is not ax][0]
     assert ax.lines[0].get_linestyle() == "None" and twin.lines[0].get_linestyle() == "None"
     assert [text.get_text() for text in ax.texts] == ["0.51", "0.43"]
+    # The parameters are not drawn in an arm's colour (orange is feature extraction everywhere else).
+    assert twin.lines[0].get_color() not in {to_hex(f"C{index}") for index in range(10)} | set(
+        plots.ARM_COLOURS.values())
 
 
 def test_sweep_lines_on_twin_axes_do_not_hide_each_other():

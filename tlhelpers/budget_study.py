@@ -437,6 +437,23 @@ def _budget_table(table, budgets, seeds, suffix, cell):
     return lines
 
 
+def test_set_note(config):
+    """What the intervals over seeds leave out: the sampling error of the one test set every run is
+    scored on (its size read from the data)."""
+    from tlhelpers.budgets import test_sampling_halfwidth
+
+    test = _task(config.dataset)[1]
+    images, classes = len(test), len(np.unique(test.labels))
+    middle, high = (test_sampling_halfwidth(accuracy, images) for accuracy in (0.5, 0.8))
+    return (f"Every run is scored on the same {images:,} test images ({images // classes} per class), so an "
+            "interval over seeds says how much the seed moves a result on this test set; it leaves out the "
+            f"test set's own sampling error: a binomial 95% half-width of ±{middle:.3f} for an accuracy near "
+            f"0.5 (±{high:.3f} near 0.8). A paired "
+            "difference is scored on the same images, so its sampling error is smaller when the two arms "
+            "miss the same images; the runs store the classes they predict, not each prediction, so that "
+            "error is not estimated here.")
+
+
 def report_markdown(config, analysis):
     """The study's `summary.md`: protocol, learning rates, accuracy by budget, stopping, labels saved and
     the Holm-corrected comparisons."""
@@ -471,7 +488,7 @@ def report_markdown(config, analysis):
     lines += [f"| {ARM_NAMES[arm]} | {backbone_name(backbone)} | {rate:g} | "
               + " | ".join(cells.get(n, "-") for n in SELECTION_BUDGETS) + " |"
               for (arm, backbone, rate), cells in grid.items()]
-    lines += ["", "## Test accuracy (mean over seeds, 95% t-interval)", ""]
+    lines += ["", "## Test accuracy (mean over seeds, 95% t-interval)", "", test_set_note(config), ""]
     lines += _budget_table(analysis["table"], budgets, len(config.seeds), "/class", _interval)
     lines += ["", "## Stopping", "",
               "Mean step of the best evaluation (restored) / largest step any seed reached; runs stopped by "

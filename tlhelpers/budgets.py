@@ -102,6 +102,16 @@ def labels_saved(transfer, control, resamples=2000, seed=0):
                        largest=int(budgets[-1]), never=float(np.mean(np.isinf(values))))
 
 
+def test_sampling_halfwidth(accuracy, images, level=0.95):
+    """The half-width of the normal-approximation binomial interval of an accuracy measured on `images`
+    test images: the sampling error of the test set itself, which an interval over seeds on one fixed
+    test set leaves out."""
+    if images < 1 or not 0.0 <= accuracy <= 1.0:
+        raise ValueError(f"Expected an accuracy in [0, 1] on at least one image, received {accuracy!r} on "
+                         f"{images!r} images.")
+    return float(stats.norm.ppf(0.5 + level / 2) * math.sqrt(accuracy * (1.0 - accuracy) / images))
+
+
 def paired_p_value(a, b):
     """Two-sided p-value of the paired t-test of `a - b` over seeds (1.0 when every difference is 0)."""
     differences = np.asarray(a, float) - np.asarray(b, float)

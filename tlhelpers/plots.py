@@ -44,6 +44,8 @@ ARM_COLOURS = {"fine_tune": "C0", "feature_extraction": "C1", "scratch": "C2", "
                "random_features": "C7"}
 # Each group's line is thinner than the one before, so curves that coincide all stay visible.
 LINE_WIDTHS = (2.6, 1.2)
+# Start dots shrink in the same order, so dots at one point show as rings.
+DOT_SIZES = (10.0, 5.0)
 
 
 def backbone_name(name):
@@ -163,9 +165,13 @@ def plot_learning_curves(results, key="val_accuracy", ax=None, mark_metrics=True
     with the fitted initial slope (cut where it reaches the asymptote level), and
     a dashed line at the asymptote, drawn only when every seed's curve levels off
     ("still rising", or "no level" for curves that only wander, is written left of the
-    curve's end otherwise). Each group's line is thinner than the one before, so curves
-    that coincide stay visible. A loss whose highest drawn value is over 10 times its
-    lowest gets a log axis.
+    curve's end otherwise). Each group's line and start dot are smaller than the one
+    before, so curves and dots that coincide stay visible. An accuracy gets a dotted
+    chance line when every run names the same number of classes. A loss whose highest
+    drawn value is over 10 times its lowest gets a log axis, and its name says so. A
+    group whose runs stopped at different evaluations is drawn up to the shortest
+    run, and the title says so; a run trained in two phases (head first, then the
+    base) is named by both.
     `plot_metric_guide` explains the marks on one curve. A dotted vertical line
     marks where a later phase begins (between epoch `p - 1` and epoch `p` for
     `phase_starts = [p]`).
@@ -195,11 +201,13 @@ def plot_learning_curves(results, key="val_accuracy", ax=None, mark_metrics=True
     counts = {len(runs) for runs in groups.values()}
     phases = {}
     widths = np.linspace(*LINE_WIDTHS, len(groups)) if len(groups) > 1 else [2.0]
+    dot_sizes = np.linspace(*DOT_SIZES, len(groups)) if len(groups) > 1 else [DOT_SIZES[0]]
     # Each group's curves up to the last evaluation all its runs reached: what is drawn.
     stacks = []
     for runs in groups.values():
         length = min(len(run.history[key]) for run in runs)
         stacks.append(np.array([run.history[key][:length] for run in runs], dtype=float))
+    cut = any(len({len(run.history[key]) for run in runs}) > 1 for runs in groups.values())
     if "loss" in key:
         _log_if_spread(ax, stacks)
     labelled = False
@@ -210,8 +218,10 @@ def plot_learning_curves(results, key="val_accuracy", ax=None, mark_metrics=True
         epochs = np.arange(length)
         mean = stacked.mean(axis=0)
         seeds = f" ({len(runs)} seed{'s' * (len(runs) > 1)})" if len(counts) > 1 else ""
+        two_phase = any(run.phase_starts for run in runs) and group[2] == "fine_tune"
+        two_phase = " (head first, then the base)" if two_phase else ""
         ax.plot(epochs, mean, color=color, linewidth=widths[index],
-                label=group_label(dict(zip(GROUP_FIELDS, group)), varying) + seeds)
+                label=group_label(dict(zip(GROUP_FIELDS, group)), varying) + two_phase + seeds)
         if len(runs) >= 2:
             ax.fill_between(epochs, stacked.min(axis=0), stacked.max(axis=0), color=color, alpha=0.2)
         if mark_metrics:
@@ -219,7 +229,8 @@ def plot_learning_curves(results, key="val_accuracy", ax=None, mark_metrics=True
             bounds = [first for first, _ in per_run[0]][1:] + [length - 1]
             for phase, (first, _) in enumerate(per_run[0]):
                 metrics = [found[phase][1] for found in per_run if len(found) > phase]
-                labelled |= _mark_metrics(ax, metrics, first, bounds[phase], color, mean, key)
+                labelled |= _mark_metrics(ax, metrics, first, bounds[phase], color, mean, key,
+                                          dot_size=dot_sizes[index])
         for run in runs:
             for phase_start in run.phase_starts:
                 phases.setdefault(phase_start - 1, run.strategy)
@@ -228,21 +239,26 @@ def plot_learning_curves(results, key="val_accuracy", ax=None, mark_metrics=True
         ax.axvline(position, color="0.3", linestyle=":", linewidth=1.5, label=name)
         ax.annotate(name, (position, 1.0), xycoords=("data", "axes fraction"), xytext=(3, -12),
                     textcoords="offset points", fontsize=8, color="0.3")
+    classes = {len(run.config.get("classes") or ()) for run in results}
+    if "accuracy" in key and len(classes) == 1 and min(classes) > 1:
+        ax.axhline(1 / min(classes), color="0.5", linestyle=(0, (1, 3)), linewidth=1.2,
+                   label=f"chance (1 in {min(classes)})")
     if labelled:
         ax.margins(y=0.15)  # room above and below the curves for their words
     _label_evaluations(ax, results)
-    name_y_axis(ax, KEY_NAMES[key])
+    name_y_axis(ax, KEY_NAMES[key] + (" (log scale)" if ax.get_yscale() == "log" else ""))
     spread = "; band: lowest to highest seed" if max(counts) >= 2 else ""
-    ax.set_title(f"Learning curves: {KEY_NAMES[key]}\n({seeds_text(counts)}{spread})", fontsize=10)
-    _legend_below(ax)
+    cut_text = "; lines end at their shortest run" if cut else ""
+    ax.set_title(f"Learning curves: {KEY_NAMES[key]}\n({seeds_text(counts)}{spread}{cut_text})", fontsize=10)
+    legend_below(ax)
     return ax
 
 
-def _legend_below(ax):
-    """The legend under the axes, where it covers no curve or band."""
+def legend_below(ax, **options):
+    """The legend under the axes, where it covers no curve, band or point (`options` go to `legend`)."""
     handles = ax.get_legend_handles_labels()[0]
     ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=min(3, max(1, len(handles))),
-              frameon=False)
+              frameon=False, **options)
 
 
 def name_y_axis(ax, text):
@@ -305,14 +321,16 @@ def _unlevelled_words(metrics, key):
     return "no level"
 
 
-def _mark_metrics(ax, metrics, first, last, color, curve, key="val_accuracy"):
-    """Draws one phase's start marker, initial-slope tangent and asymptote (epochs `first..last` of the
-    drawn `curve`); a curve that does not level off gets its words left of its end, above it, or under
-    it for a curve that falls into its end, where the curve is not. Returns whether it wrote words."""
+def _mark_metrics(ax, metrics, first, last, color, curve, key="val_accuracy", dot_size=DOT_SIZES[0]):
+    """Draws one phase's start marker (`dot_size` points across, white-edged so a smaller dot drawn on
+    it stays visible), initial-slope tangent and asymptote (epochs `first..last` of the drawn `curve`);
+    a curve that does not level off gets its words left of its end, above it, or under it for a curve
+    that falls into its end, where the curve is not. Returns whether it wrote words."""
     mean, levelled = _mean_metrics(metrics)
     span = last - first
     if span >= 1:
-        ax.plot([first + 1], [mean["start"]], marker="o", color=color, markersize=7, linestyle="none")
+        ax.plot([first + 1], [mean["start"]], marker="o", color=color, markersize=dot_size,
+                markeredgecolor="white", markeredgewidth=0.8, linestyle="none")
     # The tangent of the fitted curve meets the asymptote after `tau` epochs; stop it there.
     length = max(span, 1) / 4.0
     if mean["slope"] != 0:
@@ -465,7 +483,7 @@ def plot_label_budget(data, ax=None):
     ax.set_ylabel("test accuracy (one run per point)" if {row["n_seeds"] for row in rows} == {1}
                   else "test accuracy (mean; bars: ± std over seeds)")
     ax.set_title("Test accuracy vs labelled examples per class")
-    _legend_below(ax)
+    legend_below(ax)
     return ax
 
 
@@ -623,5 +641,5 @@ def plot_lr_range(test, ax=None, marks=None, title="Learning-rate range test"):
     ax.set_ylabel("training loss")
     ax.set_ylim(top=min(float(np.max(test.losses)), 3 * float(np.min(test.smoothed))) * 1.05)
     ax.set_title(title)
-    _legend_below(ax)
+    legend_below(ax)
     return ax

@@ -236,7 +236,9 @@ def plot_projection(points, labels, class_names, ax=None, title=""):
     ax.set_title(title)
     ax.set_xlabel("component 1")
     ax.set_ylabel("component 2")
-    ax.legend(fontsize=7, markerscale=2)
+    from tlhelpers.plots import legend_below
+
+    legend_below(ax, markerscale=2)
     return ax
 
 
@@ -261,8 +263,9 @@ def plot_sweep(values, results, xlabel, ax=None, title=""):
     ax.set_xticks(list(values), [str(value) for value in values])
     twin = ax.twinx()
     millions = [r.trainable_params / 1e6 for r in results]
-    params = twin.plot(values, millions, "s", color="C1", markersize=7, label="trainable parameters")
+    # Grey: orange is feature extraction's colour in every other figure.
+    params = twin.plot(values, millions, "s", color="0.45", markersize=7, label="trainable parameters")
     twin.set_ylim(0, max(millions) * 1.15 or 1)
-    twin.set_ylabel("trainable parameters (millions)", color="C1")
+    twin.set_ylabel("trainable parameters (millions)", color="0.45")
     ax.legend(accuracy + params, [line.get_label() for line in accuracy + params], loc="lower left", fontsize=8)
     return ax
