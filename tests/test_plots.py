@@ -417,3 +417,12 @@ def test_a_log_loss_axis_says_so_and_lines_cut_at_the_shortest_run_say_so():
     assert len(ax.lines[0].get_xdata()) == 5
     even = plots.plot_learning_curves([long], mark_metrics=False)
     assert "shortest" not in even.get_title() and even.get_ylabel() == "validation accuracy"
+
+
+def test_budget_markers_shrink_in_legend_order_so_two_arms_level_at_a_budget_both_show():
+    rows = [{"arm": arm, "labels_per_class": n, "test_accuracy": 0.5, "ci_low": 0.45, "ci_high": 0.55}
+            for arm in ("feature_extraction", "small_cnn") for n in (10, 25)]
+    ax = plots.plot_budget_curves(rows, {"feature_extraction": "feature extraction", "small_cnn": "small CNN"})
+    first, second = ax.lines[:2]
+    assert first.get_markersize() > second.get_markersize()
+    assert first.get_markeredgecolor() == second.get_markeredgecolor() == "white"

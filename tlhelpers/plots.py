@@ -574,7 +574,7 @@ def plot_source_comparison(accuracies, chance=None, ax=None, colours=None,
 
 def plot_budget_curves(table, arm_names, ax=None, title=None):
     """Test accuracy against labels per class (log axis), one line per arm with its 95% t-interval over
-    seeds as a band.
+    seeds as a band; each arm's markers are smaller than the one before it, so equal values stay visible.
 
     Args:
         table: Rows with `arm`, `labels_per_class`, `test_accuracy`, `ci_low`, `ci_high`
@@ -589,7 +589,10 @@ def plot_budget_curves(table, arm_names, ax=None, title=None):
     if not table:
         raise ValueError("Expected rows of test accuracy by arm and budget, received none.")
     ax = _axes(ax)
-    for colour, (arm, name) in zip(arm_colours(arm_names), arm_names.items()):
+    # Markers shrink in legend order, white-edged: two arms level at one budget show as a ring and a dot.
+    sizes = np.linspace(DOT_SIZES[0] - 2, DOT_SIZES[1], len(arm_names)) if len(arm_names) > 1 else [7.0]
+    for colour, size, (arm, name) in zip(arm_colours(arm_names), sizes, arm_names.items()):
+        marker = {"marker": "o", "markersize": size, "markeredgecolor": "white", "markeredgewidth": 0.8}
         rows = sorted((row for row in table if row["arm"] == arm), key=lambda row: row["labels_per_class"])
         if not rows:
             continue
@@ -599,10 +602,10 @@ def plot_budget_curves(table, arm_names, ax=None, title=None):
         lows = np.clip([row["ci_low"] for row in rows], 0.0, 1.0)
         highs = np.clip([row["ci_high"] for row in rows], 0.0, 1.0)
         if len(rows) == 1:  # one budget: a band would be invisible, so an error bar
-            ax.errorbar(budgets, means, yerr=[means - lows, highs - means], marker="o", capsize=4,
-                        color=colour, label=name)
+            ax.errorbar(budgets, means, yerr=[means - lows, highs - means], capsize=4, color=colour, label=name,
+                        **marker)
             continue
-        ax.plot(budgets, means, marker="o", color=colour, label=name)
+        ax.plot(budgets, means, color=colour, label=name, **marker)
         ax.fill_between(budgets, lows, highs, color=colour, alpha=0.15, linewidth=0)
     budgets = sorted({row["labels_per_class"] for row in table})
     ax.set_xscale("log")

@@ -228,13 +228,13 @@ def plot_projection(points, labels, class_names, ax=None, title=""):
         chosen = labels == label
         ax.scatter(points[chosen, 0], points[chosen, 1], s=8, alpha=0.7, label=name)
     view = projection_view(points)
+    left_out = ""
     if view is not None:
         ax.set_xlim(*view[0])
         ax.set_ylim(*view[1])
-        ax.annotate(f"{view[2]} far points outside the view", (0.02, 0.02), xycoords="axes fraction",
-                    fontsize=8, color="0.3")
+        left_out = f" ({view[2]} far points outside the view)"  # in the axis name: no note on the points
     ax.set_title(title)
-    ax.set_xlabel("component 1")
+    ax.set_xlabel("component 1" + left_out)
     ax.set_ylabel("component 2")
     from tlhelpers.plots import legend_below
 
