@@ -72,8 +72,10 @@ def recipe_rows(target, train=True):
 
 
 def interval(runs):
-    """Mean test accuracy of `runs` with its 95% interval over seeds, as text."""
+    """Mean test accuracy of `runs` with its 95% interval over seeds, as text (one seed has none)."""
     summary = curves.aggregate([r.test_accuracy for r in runs])
+    if len(runs) < 2:
+        return f"{summary['mean']:.3f} (one seed: no interval)"
     return curves.interval_text(summary["mean"], summary["ci_low"], summary["ci_high"])
 
 
