@@ -89,8 +89,8 @@ def summary(elapsed=None):
              "these targets. Fine-tuning minus scratch below zero is negative transfer in its usual sense.", "",
              "| target | backbone | arm | test accuracy (95% interval) | seeds | learning rate | stopped at step "
              "| per seed |", "|---|---|---|---|---:|---:|---|---|", *rows, "",
-             "Paired differences of test accuracy (same training images per seed), Holm-corrected over each "
-             "target's comparisons:", "",
+             "Paired differences of test accuracy (same training images per seed; while the store is built, "
+             "on the seeds both arms hold), Holm-corrected over each target's comparisons:", "",
              "| target | backbone | arm - control | difference (95% interval) | p (Holm) | verdict |",
              "|---|---|---|---|---:|---|", *comparisons, "",
              "## How it was made", "",

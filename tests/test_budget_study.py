@@ -78,6 +78,12 @@ def test_build_in_pieces_then_report(tmp_path, cache_dir, monkeypatch):
     first_seed = {key: runs[:1] for key, runs in groups.items()}
     assert budget_study.metric_comparisons(first_seed, [(("small_cnn", "small_cnn"), ("random_features", "resnet50"))],
                                            4, metrics=("test_accuracy",)) == []
+    # One side a seed ahead of the other: compared on the seeds both hold.
+    ahead = {**groups, ("small_cnn", "small_cnn", 4): groups["small_cnn", "small_cnn", 4]
+             + [dataclasses.replace(groups["small_cnn", "small_cnn", 4][0], seed=2, test_accuracy=1.0)]}
+    [paired] = budget_study.metric_comparisons(ahead, [(("small_cnn", "small_cnn"), ("random_features", "resnet50"))],
+                                               4, metrics=("test_accuracy",))
+    assert paired == row
     # A stored run trained again gives the same numbers (same seed, same machine).
     [(spec, stored, fresh, same)] = budget_study.recheck(TINY, folder, ("small_cnn",), 8, 1, tolerance=0.0)
     assert same and (spec["labels_per_class"], spec["seed"]) == (8, 1)

@@ -773,8 +773,9 @@ def metric_comparisons(groups, pairs, labels_per_class, metrics=("start", "steps
 
     Args:
         groups: `{(arm, backbone, labels_per_class): [RunResult in seed order]}` (`stored_runs`).
-        pairs: `[((arm, backbone), (control, backbone)), ...]`; a pair is skipped unless both sides hold the
-            same seeds at the budget, at least two (a store built in pieces reports what is complete).
+        pairs: `[((arm, backbone), (control, backbone)), ...]`; each pair is compared on the seeds both
+            sides hold at the budget, and skipped when they share fewer than two (a store built in pieces
+            reports what is paired so far).
         labels_per_class: The budget.
         metrics: Keys of `protocol_metrics`, or `"test_accuracy"`.
     """
@@ -782,9 +783,11 @@ def metric_comparisons(groups, pairs, labels_per_class, metrics=("start", "steps
 
     rows = []
     for (arm, backbone), (control, other) in pairs:
-        a, b = groups.get((arm, backbone, labels_per_class)), groups.get((control, other, labels_per_class))
-        if not a or not b or len(a) < 2 or [r.seed for r in a] != [r.seed for r in b]:
+        a, b = groups.get((arm, backbone, labels_per_class)) or [], groups.get((control, other, labels_per_class)) or []
+        common = {r.seed for r in a} & {r.seed for r in b}
+        if len(common) < 2:
             continue
+        a, b = (sorted((r for r in runs if r.seed in common), key=lambda r: r.seed) for runs in (a, b))
         a, b = ([{**protocol_metrics(r), "test_accuracy": r.test_accuracy} for r in runs] for runs in (a, b))
         rows += [({"backbone": backbone, "arm": arm, "control": control, "control_backbone": other,
                    "labels_per_class": labels_per_class, "metric": metric},
