@@ -448,10 +448,9 @@ def test_set_note(config):
     return (f"Every run is scored on the same {images:,} test images ({images // classes} per class), so an "
             "interval over seeds says how much the seed moves a result on this test set; it leaves out the "
             f"test set's own sampling error: a binomial 95% half-width of ±{middle:.3f} for an accuracy near "
-            f"0.5 (±{high:.3f} near 0.8). A paired "
-            "difference is scored on the same images, so its sampling error is smaller when the two arms "
-            "miss the same images; the runs store the classes they predict, not each prediction, so that "
-            "error is not estimated here.")
+            f"0.5 (±{high:.3f} near 0.8). A paired difference is scored on the same images, so its sampling "
+            "error is smaller when the two arms miss the same images; the runs store the classes they predict, "
+            "not each prediction, so that error is not estimated here.")
 
 
 def report_markdown(config, analysis):
@@ -787,8 +786,8 @@ def metric_comparisons(groups, pairs, labels_per_class, metrics=("start", "steps
         common = {r.seed for r in a} & {r.seed for r in b}
         if len(common) < 2:
             continue
-        a, b = (sorted((r for r in runs if r.seed in common), key=lambda r: r.seed) for runs in (a, b))
-        a, b = ([{**protocol_metrics(r), "test_accuracy": r.test_accuracy} for r in runs] for runs in (a, b))
+        a, b = ([{**protocol_metrics(r), "test_accuracy": r.test_accuracy}
+                 for r in sorted(runs, key=lambda r: r.seed) if r.seed in common] for runs in (a, b))
         rows += [({"backbone": backbone, "arm": arm, "control": control, "control_backbone": other,
                    "labels_per_class": labels_per_class, "metric": metric},
                   [m[metric] for m in a], [m[metric] for m in b]) for metric in metrics]

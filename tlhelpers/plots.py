@@ -44,8 +44,15 @@ ARM_COLOURS = {"fine_tune": "C0", "feature_extraction": "C1", "scratch": "C2", "
                "random_features": "C7"}
 # Each group's line is thinner than the one before, so curves that coincide all stay visible.
 LINE_WIDTHS = (2.6, 1.2)
-# Start dots shrink in the same order, so dots at one point show as rings.
+# Start dots shrink in the same order, so dots at one point show as rings; budget-curve markers too.
 DOT_SIZES = (10.0, 5.0)
+BUDGET_DOT_SIZES = (8.0, 5.0)
+
+
+def _shrinking(bounds, count, alone):
+    """`count` sizes from `bounds[0]` down to `bounds[1]`, one per mark in drawing order (a later mark is
+    smaller, so marks that coincide all show), or `[alone]` for a single mark."""
+    return list(np.linspace(*bounds, count)) if count > 1 else [alone]
 
 
 def backbone_name(name):
@@ -200,8 +207,8 @@ def plot_learning_curves(results, key="val_accuracy", ax=None, mark_metrics=True
     varying = _varying([dict(zip(GROUP_FIELDS, group)) for group in groups])
     counts = {len(runs) for runs in groups.values()}
     phases = {}
-    widths = np.linspace(*LINE_WIDTHS, len(groups)) if len(groups) > 1 else [2.0]
-    dot_sizes = np.linspace(*DOT_SIZES, len(groups)) if len(groups) > 1 else [DOT_SIZES[0]]
+    widths = _shrinking(LINE_WIDTHS, len(groups), alone=2.0)
+    dot_sizes = _shrinking(DOT_SIZES, len(groups), alone=DOT_SIZES[0])
     # Each group's curves up to the last evaluation all its runs reached: what is drawn.
     stacks = []
     for runs in groups.values():
@@ -218,10 +225,11 @@ def plot_learning_curves(results, key="val_accuracy", ax=None, mark_metrics=True
         epochs = np.arange(length)
         mean = stacked.mean(axis=0)
         seeds = f" ({len(runs)} seed{'s' * (len(runs) > 1)})" if len(counts) > 1 else ""
-        two_phase = any(run.phase_starts for run in runs) and group[2] == "fine_tune"
+        fields = dict(zip(GROUP_FIELDS, group))
+        two_phase = fields["strategy"] == "fine_tune" and any(run.phase_starts for run in runs)
         two_phase = " (head first, then the base)" if two_phase else ""
         ax.plot(epochs, mean, color=color, linewidth=widths[index],
-                label=group_label(dict(zip(GROUP_FIELDS, group)), varying) + two_phase + seeds)
+                label=group_label(fields, varying) + two_phase + seeds)
         if len(runs) >= 2:
             ax.fill_between(epochs, stacked.min(axis=0), stacked.max(axis=0), color=color, alpha=0.2)
         if mark_metrics:
@@ -590,7 +598,7 @@ def plot_budget_curves(table, arm_names, ax=None, title=None):
         raise ValueError("Expected rows of test accuracy by arm and budget, received none.")
     ax = _axes(ax)
     # Markers shrink in legend order, white-edged: two arms level at one budget show as a ring and a dot.
-    sizes = np.linspace(DOT_SIZES[0] - 2, DOT_SIZES[1], len(arm_names)) if len(arm_names) > 1 else [7.0]
+    sizes = _shrinking(BUDGET_DOT_SIZES, len(arm_names), alone=7.0)
     for colour, size, (arm, name) in zip(arm_colours(arm_names), sizes, arm_names.items()):
         marker = {"marker": "o", "markersize": size, "markeredgecolor": "white", "markeredgewidth": 0.8}
         rows = sorted((row for row in table if row["arm"] == arm), key=lambda row: row["labels_per_class"])
